@@ -1,0 +1,94 @@
+"""The MNIST CNN family of the scaling exercise.
+
+Two 3x3 conv blocks and a linear classifier; the channel width ``w`` is the
+knob. Widths grow by powers of sqrt(2) (rounded), so FLOPs per example,
+dominated by the second conv (w -> 2w channels), roughly double per step:
+
+    input (B, 1, 28, 28)
+    conv 3x3, 1 -> w,   pad 1   (B, w, 28, 28)
+    max-pool 2, ReLU            (B, w, 14, 14)
+    conv 3x3, w -> 2w,  pad 1   (B, 2w, 14, 14)
+    max-pool 2, ReLU            (B, 2w, 7, 7)
+    flatten, dropout p          (B, 98w)
+    linear 98w -> 10            (B, 10) logits
+
+Max-pool comes before ReLU: the two commute (both are monotone), and pooling
+first applies the ReLU to a quarter of the values.
+
+Counts are exact: ``num_params`` matches ``sum(p.numel())`` and
+``train_flops_per_example`` matches what ``torch.utils.flop_counter`` counts
+for one forward + backward pass (2 FLOPs per multiply-add of every conv and
+matmul; elementwise ops, pooling and the loss are not counted, as there).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+WIDTH_BASE = 4
+N_WIDTH_STEPS = 9  # the exercise's full ladder: 4, 6, 8, 11, 16, 23, 32, 45, 64
+
+
+def width_ladder(n: int = N_WIDTH_STEPS, base: int = WIDTH_BASE) -> list[int]:
+    """Widths base * sqrt(2)^k for k < n, rounded: [4, 6, 8, 11, 16, 23, 32, 45, 64]."""
+    return [round(base * math.sqrt(2) ** k) for k in range(n)]
+
+
+class MnistCNN(nn.Module):
+    def __init__(self, width: int, dropout: float = 0.0):
+        super().__init__()
+        if width < 1:
+            raise ValueError(f"width must be a positive integer, got {width}")
+        self.width = width
+        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(2 * width * 7 * 7, 10)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.pool(self.conv1(x)))  # (B, w, 14, 14)
+        x = torch.relu(self.pool(self.conv2(x)))  # (B, 2w, 7, 7)
+        return self.fc(self.drop(x.flatten(1)))  # (B, 10)
+
+    def layers(self) -> list[tuple[nn.Module, int]]:
+        """(layer, fan_in) for every weight layer: the per-layer LR rule uses fan_in."""
+        return [(self.conv1, 9), (self.conv2, 9 * self.width), (self.fc, 98 * self.width)]
+
+
+def num_params(width: int) -> int:
+    """Exact trainable parameter count of ``MnistCNN(width)``."""
+    w = width
+    conv1 = 9 * w + w
+    conv2 = 9 * w * 2 * w + 2 * w
+    fc = 98 * w * 10 + 10
+    return conv1 + conv2 + fc
+
+
+def forward_macs_per_example(width: int) -> tuple[int, int, int]:
+    """Multiply-adds of (conv1, conv2, fc) in one forward pass of one example."""
+    w = width
+    conv1 = 28 * 28 * w * 9 * 1
+    conv2 = 14 * 14 * (2 * w) * 9 * w
+    fc = 98 * w * 10
+    return conv1, conv2, fc
+
+
+def train_flops_per_example(width: int) -> int:
+    """FLOPs of one forward + backward pass for one example.
+
+    Forward: 2 per multiply-add. Backward: the weight gradient costs as much
+    as the forward pass for every layer, the input gradient too except for
+    conv1, whose input (the image) needs none.
+    """
+    conv1, conv2, fc = forward_macs_per_example(width)
+    forward = 2 * (conv1 + conv2 + fc)
+    backward = 2 * forward - 2 * conv1
+    return forward + backward
+
+
+def forward_flops_per_example(width: int) -> int:
+    return 2 * sum(forward_macs_per_example(width))

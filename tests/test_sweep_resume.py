@@ -1,0 +1,99 @@
+"""A sweep killed with SIGKILL resumes with nothing lost and nothing duplicated."""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from conftest import scalinglab_cmd
+from scalinglab.store import RunStore
+from scalinglab.study import sweep_mnist
+from scalinglab.sweep.grid import MnistGrid
+
+GRID = dict(widths="4,6", fractions="1,1/2,1/4", seeds="0,1", train_limit=1500, precision="fp32")
+FLAGS = ["--widths", "4,6", "--fractions", "1,1/2,1/4", "--seeds", "0,1", "--train-limit", "1500",
+         "--precision", "fp32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The same sweep, uninterrupted, in-process."""
+    db = tmp_path_factory.mktemp("ref") / "runs.db"
+    sweep_mnist(MnistGrid.from_dict(GRID), db=db, workers=0, progress=False)
+    with RunStore(db) as store:
+        return store.runs().set_index("key")
+
+
+def complete_count(db) -> int:
+    try:
+        con = sqlite3.connect(db, timeout=10)
+        try:
+            return con.execute("SELECT count(*) FROM runs WHERE status = 'complete'").fetchone()[0]
+        finally:
+            con.close()
+    except sqlite3.OperationalError:
+        return 0
+
+
+def check_against_reference(db, reference):
+    with RunStore(db) as store:
+        assert store.integrity_check() == "ok"
+        runs = store.runs().set_index("key")
+    assert sorted(runs.index) == sorted(reference.index)  # no loss, no duplicate
+    assert (runs.status == "complete").all()
+    np.testing.assert_allclose(runs.loc[reference.index, "val_loss"].astype(float),
+                               reference.val_loss.astype(float), rtol=1e-4)
+    return runs
+
+
+def test_sigkill_mid_sweep_then_resume(tmp_path, reference, cli_env):
+    db = tmp_path / "runs.db"
+    cmd = scalinglab_cmd("sweep", "mnist", *FLAGS, "--db", str(db), "--workers", "2")
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while complete_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep finished before it could be killed; make the grid larger"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = complete_count(db)
+    assert 0 < done_before < len(reference)
+    out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"{done_before} already finished" in out.stdout
+    runs = check_against_reference(db, reference)
+    assert (runs.attempts >= 1).all()
+
+
+def test_many_random_kills(tmp_path, reference, cli_env):
+    """SIGKILL the driver at 20+ random moments; the database ends equal to an uninterrupted sweep."""
+    db = tmp_path / "runs.db"
+    cmd = scalinglab_cmd("sweep", "mnist", *FLAGS, "--db", str(db), "--workers", "0")
+    rng = random.Random(1234)
+    kills, start = 0, time.monotonic()
+    while time.monotonic() - start < 180:
+        proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(0.3, 3.0))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            continue
+        assert proc.returncode == 0
+        if kills >= 20:
+            break
+        # finished before enough kills: start over with a fresh database to keep killing
+        check_against_reference(db, reference)
+        for suffix in ("", "-wal", "-shm"):
+            (tmp_path / f"runs.db{suffix}").unlink(missing_ok=True)
+    print(f"survived {kills} SIGKILLs")
+    assert kills >= 20
+    out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    check_against_reference(db, reference)
