@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from scalinglab.errors import ConfigError
 from scalinglab.provenance import code_version, library_versions
 from scalinglab.store import RunStore, make_owner
+from scalinglab.sweep.eta import EtaModel, format_seconds
 from scalinglab.sweep.executors import InProcess, LocalPool
 from scalinglab.sweep.family import get_family
 
@@ -73,9 +74,12 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
         return SweepSummary(0, skipped, 0, 0, 0.0, 0.0)
 
     owner = make_owner()
-    cost_of = {key: cost for key, _, cost in todo}
-    bar = _progress(sum(cost_of.values()), len(todo), progress)
+    steps = getattr(fam, "steps", lambda config: 0)
+    features = {key: EtaModel.features(cost, steps(config)) for key, config, cost in todo}
     pool = make_executor(executor, workers, address)
+    eta = EtaModel(pool.capacity)
+    bar = _progress(len(todo), progress)
+    bar.set_postfix_str(f"ETA {format_seconds(eta.remaining(list(features.values())))} (first guess)")
     queue = [(key, family, config) for key, config, _ in todo]
     in_flight: set[str] = set()
     last_beat = time.monotonic()
@@ -87,21 +91,24 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
                     in_flight.add(task[0])
                     pool.submit(task)
                 else:
-                    bar.update(cost_of[task[0]])
+                    bar.update(1)
             for out in pool.poll(timeout=1.0):
                 in_flight.discard(out.key)
                 if out.result is not None:
                     status = store.finish(out.key, out.result, wall_s=out.wall_s,
                                           code_version=code_version(), versions=library_versions())
                     flops_done += out.result["flops"]
+                    eta.observe(features[out.key], out.wall_s)
                 else:
                     status = "failed"
                     store.fail(out.key, out.error or "unknown error")
                     print(f"\nrun {out.key} failed: {(out.error or '').strip().splitlines()[-1:]}",
                           file=sys.stderr)
                 counts[status] += 1
-                bar.update(cost_of[out.key])
-                bar.set_postfix_str(f"{sum(counts.values())}/{len(todo)} runs"
+                bar.update(1)
+                left = eta.remaining([features[k] for k, _, _ in queue] + [features[k] for k in in_flight])
+                elapsed = time.perf_counter() - start
+                bar.set_postfix_str(f"ETA {format_seconds(left)}, {flops_done / elapsed / 1e9:.1f} GFLOP/s"
                                     + (f", {counts['failed']} failed" if counts["failed"] else ""))
             if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
                 store.heartbeat(owner)
@@ -116,8 +123,9 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
                         counts["diverged"], time.perf_counter() - start, flops_done)
 
 
-def _progress(total_flops: float, n_runs: int, enabled: bool):
+def _progress(n_runs: int, enabled: bool):
+    """A bar counting runs; the ETA comes from the cost model, not tqdm's run rate."""
     from tqdm import tqdm
 
-    return tqdm(total=total_flops, unit="FLOP", unit_scale=True, disable=not enabled,
-                desc=f"{n_runs} runs", dynamic_ncols=True, smoothing=0.05)
+    return tqdm(total=n_runs, unit="run", disable=not enabled, dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} runs [{elapsed}{postfix}]")

@@ -60,11 +60,13 @@ FAMILIES = {
 
 
 def get_family(name: str) -> Family:
+    """A registered family by name, or any family object given as ``"module:attribute"``."""
     import importlib
 
     from scalinglab.errors import ConfigError
 
-    if name not in FAMILIES:
-        raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)}")
-    module, attr = FAMILIES[name].split(":")
+    if name not in FAMILIES and ":" not in name:
+        raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)} "
+                          "(or give your own as 'module:attribute')")
+    module, attr = FAMILIES.get(name, name).split(":")
     return getattr(importlib.import_module(module), attr)

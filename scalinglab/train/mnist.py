@@ -24,11 +24,17 @@ import torch.nn.functional as F
 
 from scalinglab.data.mnist import N_TEST, N_TRAIN, fraction_indices, load_mnist
 from scalinglab.errors import ConfigError
-from scalinglab.models.cnn import MnistCNN, forward_flops_per_example, num_params, train_flops_per_example
+from scalinglab.models.cnn import (
+    GroupedMnistCNN,
+    MnistCNN,
+    forward_flops_per_example,
+    num_params,
+    train_flops_per_example,
+)
 from scalinglab.sweep.family import RunResult
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixel scale [0, 1]
-DEFAULT_LR = 0.03  # base LR: layer LR = DEFAULT_LR / sqrt(fan_in); chosen in docs/lr-sweep.md
+DEFAULT_LR = 0.1  # base LR: layer LR = DEFAULT_LR / sqrt(fan_in); measured in docs/lr-sweep.md
 CURVE_POINTS = 32  # train-loss points recorded per run
 EVAL_BATCH = 2000
 
@@ -91,10 +97,27 @@ class MnistTensors:
                    norm(d.test_images), torch.from_numpy(d.test_labels))
 
 
-def make_optimizer(model: MnistCNN, lr: float) -> torch.optim.Adam:
-    groups = [{"params": list(layer.parameters()), "lr": lr / math.sqrt(fan_in)}
-              for layer, fan_in in model.layers()]
+def make_optimizer(layers, lr: float) -> torch.optim.Adam:
+    """Adam with one parameter group per layer, LR = lr / sqrt(fan_in)."""
+    groups = [{"params": list(params), "lr": lr / math.sqrt(fan_in)} for params, fan_in in layers]
     return torch.optim.Adam(groups, fused=True)
+
+
+class CurveRecorder:
+    """Mean train loss over ~CURVE_POINTS equal windows of a run's steps."""
+
+    def __init__(self, n_steps: int, batch_size: int, n_examples: int):
+        self.marks = set(np.linspace(0, n_steps, CURVE_POINTS + 1).round().astype(int)[1:])
+        self.batch_size, self.n_examples = batch_size, n_examples
+        self.window: list[float] = []
+        self.curve: list[list[float]] = []
+
+    def add(self, step: int, loss: float) -> None:
+        self.window.append(loss)
+        if step + 1 in self.marks:
+            seen = min((step + 1) * self.batch_size, self.n_examples)
+            self.curve.append([seen, float(np.mean(self.window))])
+            self.window = []
 
 
 def data_order(cfg: MnistRunConfig) -> torch.Tensor:
@@ -125,12 +148,11 @@ def _autocast(precision: str):
 def train_run(cfg: MnistRunConfig, data: MnistTensors) -> RunResult:
     torch.manual_seed(cfg.seed)
     model = MnistCNN(cfg.width, cfg.dropout).to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg.lr)
+    opt = make_optimizer([(layer.parameters(), fan_in) for layer, fan_in in model.layers()], cfg.lr)
     order = data_order(cfg)
     n = len(order)
     n_steps = math.ceil(n / cfg.batch_size)
-    marks = set(np.linspace(0, n_steps, CURVE_POINTS + 1).round().astype(int)[1:])
-    curve, window, diverged = [], [], False
+    curve, diverged = CurveRecorder(n_steps, cfg.batch_size, n), False
     for step in range(n_steps):
         idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         with _autocast(cfg.precision):
@@ -142,11 +164,13 @@ def train_run(cfg: MnistRunConfig, data: MnistTensors) -> RunResult:
         if not math.isfinite(value):
             diverged = True
             break
-        window.append(value)
-        if step + 1 in marks:
-            curve.append([min((step + 1) * cfg.batch_size, n), float(np.mean(window))])
-            window = []
+        curve.add(step, value)
     val_loss, val_acc = (math.nan, None) if diverged else evaluate(model, data, cfg.precision)
+    return _result(cfg, n, n_steps, val_loss, val_acc, curve.curve, step if diverged else None)
+
+
+def _result(cfg: MnistRunConfig, n: int, n_steps: int, val_loss: float, val_acc: float | None,
+            curve: list, diverged_at: int | None) -> RunResult:
     if not math.isfinite(val_loss):
         val_loss, val_acc = math.nan, None
     return RunResult(
@@ -156,8 +180,64 @@ def train_run(cfg: MnistRunConfig, data: MnistTensors) -> RunResult:
         val_loss=val_loss,
         val_acc=val_acc,
         curve=curve,
-        metrics={"steps": n_steps, "diverged_at_step": step if diverged else None},
+        metrics={"steps": n_steps, "diverged_at_step": diverged_at},
     )
+
+
+def group_key(cfg: MnistRunConfig) -> tuple:
+    """Runs with equal keys differ only in seed and can train as one grouped computation."""
+    return (cfg.width, cfg.fraction, cfg.dropout, cfg.lr, cfg.batch_size, cfg.precision,
+            cfg.train_limit, cfg.data)
+
+
+def train_group(cfgs: list[MnistRunConfig], data: MnistTensors) -> list[RunResult]:
+    """Train runs that differ only in seed as one :class:`GroupedMnistCNN`.
+
+    Each member gets the init, data order and loss of its own seed, so with no
+    dropout the results equal ``train_run`` per config up to float rounding
+    (dropout masks come from one shared generator, so they differ).
+    """
+    if len({group_key(c) for c in cfgs}) != 1:
+        raise ValueError("train_group needs configs that differ only in seed")
+    cfg = cfgs[0]
+    members = []
+    for c in cfgs:
+        torch.manual_seed(c.seed)
+        members.append(MnistCNN(c.width, c.dropout))
+    model = GroupedMnistCNN(members)
+    opt = make_optimizer(model.layers(), cfg.lr)
+    orders = torch.stack([data_order(c) for c in cfgs])  # (G, n)
+    g, n = orders.shape
+    n_steps = math.ceil(n / cfg.batch_size)
+    curves = [CurveRecorder(n_steps, cfg.batch_size, n) for _ in cfgs]
+    alive = torch.ones(g, dtype=torch.bool)
+    diverged_at: list[int | None] = [None] * g
+    for step in range(n_steps):
+        idx = orders[:, step * cfg.batch_size:(step + 1) * cfg.batch_size]  # (G, b)
+        with _autocast(cfg.precision):
+            logits = model(data.x_train[idx])  # (G, b, 10)
+            per_model = F.cross_entropy(logits.flatten(0, 1).float(), data.y_train[idx].flatten(),
+                                        reduction="none").view(g, -1).mean(1)
+        values = per_model.tolist()
+        for i, v in enumerate(values):
+            if alive[i] and not math.isfinite(v):
+                alive[i], diverged_at[i] = False, step
+        if not alive.any():
+            break
+        opt.zero_grad(set_to_none=True)
+        per_model[alive].sum().backward()  # each member's gradient is its own loss's
+        opt.step()
+        for i, v in enumerate(values):
+            if alive[i]:
+                curves[i].add(step, v)
+    results = []
+    for i, c in enumerate(cfgs):
+        if alive[i]:
+            val_loss, val_acc = evaluate(model.member(i), data, c.precision)
+        else:
+            val_loss, val_acc = math.nan, None
+        results.append(_result(c, n, n_steps, val_loss, val_acc, curves[i].curve, diverged_at[i]))
+    return results
 
 
 class MnistFamily:
@@ -172,6 +252,11 @@ class MnistFamily:
         cfg = self.config(config)
         return (train_flops_per_example(cfg.width) * cfg.n_examples
                 + forward_flops_per_example(cfg.width) * N_TEST)
+
+    def steps(self, config: dict) -> int:
+        """Optimiser steps plus evaluation batches (the ETA model's per-step term)."""
+        cfg = self.config(config)
+        return math.ceil(cfg.n_examples / cfg.batch_size) + math.ceil(N_TEST / EVAL_BATCH)
 
     def data_key(self, config: dict):
         return config.get("data")
