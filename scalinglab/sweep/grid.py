@@ -133,7 +133,7 @@ def halvings(n: int) -> list[float]:
 
 PRESETS: dict[str, MnistGrid] = {
     # a handful of runs on a 4,000-image slice: tests and demos, well under a minute
-    "smoke": MnistGrid(widths=[4, 8], fractions=[1.0, 0.5], seeds=[0], train_limit=4000),
+    "smoke": MnistGrid(widths=[4, 8], fractions=[1.0, 0.5, 0.25], seeds=[0], train_limit=4000),
     # the exercise's whole ladder, one seed fewer and no dropout repeat
     "quick": MnistGrid(widths=width_ladder(), fractions=halvings(7), seeds=[0, 1]),
     # the whole exercise: 9 widths x 7 fractions x 3 seeds x {0, 0.2} dropout = 378 runs
