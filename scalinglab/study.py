@@ -164,6 +164,10 @@ class MnistStudyResult:
 
     def describe(self) -> str:
         lines = [f"study {self.study} in {self.db}: {self.sweep.describe()}"]
+        if self.sweep.ran:
+            lines.append(f"training ran at {self.info['pct_of_peak']:.1f}% of this machine's measured peak "
+                         f"({self.info['peak_gflops']:.0f} GFLOP/s); study wall time "
+                         f"{self.info['total_wall_s']:.0f} s")
         for a in self.analyses:
             p, ci = a.fit["params"], a.fit["ci"]
             e1, ci1 = a.approach1["estimate"], a.approach1["ci"]
@@ -203,6 +207,7 @@ def run_mnist_study(preset_name: str = "quick", *, db: str | Path = "runs.db", o
                     address: str | None = None, progress: bool = True, report: bool = True) -> MnistStudyResult:
     """Sweep a preset grid (resuming if run before), analyse it, write JSON (and the report) to ``out``."""
     from scalinglab.provenance import code_version, library_versions
+    from scalinglab.sweep.peak import machine_peak
 
     grid = MnistGrid.from_dict({**preset(preset_name).to_dict(), **(overrides or {})})
     name = f"mnist-{preset_name}" if not overrides else grid_name(grid)
@@ -210,15 +215,16 @@ def run_mnist_study(preset_name: str = "quick", *, db: str | Path = "runs.db", o
     start = time.perf_counter()
     summary = sweep_mnist(grid, db=db, name=name, workers=workers, executor=executor, address=address,
                           progress=progress)
+    peak = machine_peak().for_precision(grid.precision)
+    info = {"preset": preset_name, "grid": grid.to_dict(), "workers": workers, "executor": executor,
+            "code_version": code_version(), "versions": library_versions(), "cpus": os.cpu_count(),
+            "sweep_wall_s": summary.wall_s, "sweep_gflops_per_s": summary.gflops_per_s,
+            "peak_gflops": peak, "pct_of_peak": 100 * summary.gflops_per_s / peak}
     with RunStore(db) as store:
         runs = store.runs(study=name)
-        info = {"preset": preset_name, "grid": grid.to_dict(), "workers": workers, "executor": executor,
-                "code_version": code_version(), "versions": library_versions(),
-                "cpus": os.cpu_count(), "sweep_wall_s": summary.wall_s,
-                "sweep_gflops_per_s": summary.gflops_per_s}
+        analyses = analyse_mnist(runs)
+        info["total_wall_s"] = time.perf_counter() - start
         store.update_study_info(name, **info)
-    analyses = analyse_mnist(runs)
-    info["total_wall_s"] = time.perf_counter() - start
     result = MnistStudyResult(study=name, db=str(db), out=out, sweep=summary, analyses=analyses, info=info)
     out.mkdir(parents=True, exist_ok=True)
     (out / "analysis.json").write_text(json.dumps(result.to_dict(), indent=1, default=float))

@@ -1,5 +1,4 @@
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,11 +13,6 @@ def mnist_tensors():
     from scalinglab.train.mnist import MnistTensors
 
     return MnistTensors.load()
-
-
-def scalinglab_cmd(*args: str) -> list[str]:
-    """Command line running the scalinglab CLI with this interpreter."""
-    return [sys.executable, "-m", "scalinglab", *args]
 
 
 @pytest.fixture

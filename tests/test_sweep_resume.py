@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import scalinglab_cmd
+from cli_helpers import scalinglab_cmd
 from scalinglab.store import RunStore
 from scalinglab.study import sweep_mnist
 from scalinglab.sweep.grid import MnistGrid

@@ -32,6 +32,10 @@ def register(sub, study_sub) -> None:
     runs.add_argument("--out", help="write to this file instead of standard output")
     runs.set_defaults(func=cmd_runs)
 
+    pk = sub.add_parser("peak", help="measure this machine's attainable conv GFLOP/s (fp32, bf16)")
+    pk.add_argument("--refresh", action="store_true", help="measure again instead of using the cache")
+    pk.set_defaults(func=cmd_peak)
+
     st = study_sub.add_parser("mnist", help="the course exercise: sweep, frontier fit, report",
                               description="Run a preset MNIST sweep, then fit the compute-efficient "
                                           "frontier and the compute-optimal width.")
@@ -97,6 +101,15 @@ def cmd_runs(args) -> int:
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_peak(args) -> int:
+    from scalinglab.sweep.peak import machine_peak
+
+    peak = machine_peak(refresh=args.refresh)
+    print(f"peak conv throughput on {peak.threads} threads: fp32 {peak.fp32_gflops:.0f} GFLOP/s, "
+          f"bf16 {peak.bf16_gflops:.0f} GFLOP/s")
     return 0
 
 

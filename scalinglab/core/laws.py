@@ -1,0 +1,186 @@
+"""Scaling laws as plain numpy functions: each has a value and an analytic gradient.
+
+Two forms of every law live here.
+
+* The *natural* form, with the parameters papers print
+  (``E, A, alpha`` ...). ``<law>(inputs, *params)`` returns the loss and
+  ``<law>_grad(inputs, *params)`` returns d loss / d params, shape (P, n).
+* The *log-space* form used for fitting, batched over S parameter vectors at
+  once (one per optimiser start). ``<law>_log(theta, ...)`` takes theta of
+  shape (S, P) and returns ``(log_loss, vjp)``: the predicted log-loss, shape
+  (S, n), and a function mapping an upstream gradient d obj / d log_loss,
+  shape (S, n), to d obj / d theta, shape (S, P). Returning a vector-Jacobian
+  product instead of the (S, n, P) Jacobian keeps memory at O(S n).
+
+Laws:
+  power law       L(x)   = E + A x^-alpha                       (L(N), L(D), L(C))
+  Chinchilla      L(N,D) = E + A N^-alpha + B D^-beta           Hoffmann et al. 2022, eq. (2)
+  Kaplan          L(N,D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D
+                                                                Kaplan et al. 2020, eq. (1.5)
+
+Log-space parameters: a power law is fitted as theta = (e, a, alpha) with
+E = exp(e), A = exp(a), so log L = LSE(a - alpha log x, e); Chinchilla as
+(e, a, b, alpha, beta), log L = LSE(a - alpha log N, b - beta log D, e)
+(the recipe of Hoffmann et al. 2022, App. D.2); Kaplan as
+(log N_c, log D_c, alpha_N, alpha_D).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Vjp = Callable[[np.ndarray], np.ndarray]
+
+# Parameter names, in the order every function below uses.
+POWER_PARAMS = ("E", "A", "alpha")
+CHINCHILLA_PARAMS = ("E", "A", "B", "alpha", "beta")
+KAPLAN_PARAMS = ("N_c", "D_c", "alpha_N", "alpha_D")
+
+
+# ---------------------------------------------------------------- natural form
+
+def power_law(x, E, A, alpha):
+    """L(x) = E + A x^-alpha."""
+    return E + A * np.power(x, -alpha)
+
+
+def power_law_grad(x, E, A, alpha):
+    """d L / d (E, A, alpha), shape (3, n)."""
+    x = np.asarray(x, dtype=float)
+    t = np.power(x, -alpha)
+    return np.stack([np.ones_like(t), t, -A * t * np.log(x)])
+
+
+def chinchilla(N, D, E, A, B, alpha, beta):
+    """L(N, D) = E + A / N^alpha + B / D^beta (Hoffmann et al. 2022, eq. 2)."""
+    return E + A * np.power(N, -alpha) + B * np.power(D, -beta)
+
+
+def chinchilla_grad(N, D, E, A, B, alpha, beta):
+    """d L / d (E, A, B, alpha, beta), shape (5, n)."""
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    tn, td = np.power(N, -alpha), np.power(D, -beta)
+    return np.stack([np.ones_like(tn), tn, td, -A * tn * np.log(N), -B * td * np.log(D)])
+
+
+def kaplan(N, D, N_c, D_c, alpha_N, alpha_D):
+    """L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan et al. 2020, eq. 1.5)."""
+    inner = np.power(N_c / np.asarray(N, dtype=float), alpha_N / alpha_D) + D_c / np.asarray(D, dtype=float)
+    return np.power(inner, alpha_D)
+
+
+def kaplan_grad(N, D, N_c, D_c, alpha_N, alpha_D):
+    """d L / d (N_c, D_c, alpha_N, alpha_D), shape (4, n)."""
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    r = alpha_N / alpha_D
+    tn = np.power(N_c / N, r)                  # (N_c/N)^r
+    inner = tn + D_c / D
+    L = np.power(inner, alpha_D)
+    dL_dinner = alpha_D * L / inner
+    log_ratio = np.log(N_c / N)
+    return np.stack([
+        dL_dinner * tn * r / N_c,
+        dL_dinner / D,
+        dL_dinner * tn * log_ratio / alpha_D,
+        L * np.log(inner) - dL_dinner * tn * log_ratio * r / alpha_D,
+    ])
+
+
+# -------------------------------------------------------- log-space, batched
+#
+# Each log-sum-exp is computed directly (exp of each term, sum, log): two
+# transcendentals per point instead of four. Rows where that overflows or
+# underflows are recomputed with the max subtracted, so results match the
+# stable formula everywhere. The VJPs use w_i = p_i / s, the softmax weights,
+# which are the same whichever way p and s were scaled.
+
+def _col(theta: np.ndarray, j: int) -> np.ndarray:
+    return theta[:, j:j + 1]                   # (S, 1), broadcasts against (1, n)
+
+
+def _lse_terms(terms: list[np.ndarray]):
+    """p_i = exp(t_i) (rescaled per row if needed), s = sum p_i, log s; terms are (S, n) or (S, 1)."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        ps = [np.exp(t) for t in terms]
+        s = ps[0] + ps[1]
+        for p in ps[2:]:
+            s += p
+        log_s = np.log(s)
+        total = log_s.sum()
+    if not np.isfinite(total):
+        bad = ~np.isfinite(log_s).all(axis=1)
+        full = [np.broadcast_to(t, log_s.shape)[bad] for t in terms]
+        m = np.maximum.reduce(full)
+        m = np.where(np.isfinite(m), m, 0.0)
+        with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+            sub = [np.exp(t - m) for t in full]
+            for p, q in zip(ps, sub):
+                if p.shape == log_s.shape:
+                    p[bad] = q
+            s[bad] = sum(sub)
+            log_s[bad] = m + np.log(s[bad])
+        ps = [p if p.shape == log_s.shape else np.broadcast_to(p, log_s.shape) for p in ps]
+    return ps, s, log_s
+
+
+def _affine(intercept: np.ndarray, slope: np.ndarray, log_x: np.ndarray) -> np.ndarray:
+    """intercept - slope * log_x for every row, as one (S, 2) @ (2, n) product."""
+    return np.column_stack([intercept, -slope]) @ np.vstack([np.ones_like(log_x), log_x])
+
+
+def _weighted_sums(gw: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum_j gw_ij, sum_j gw_ij log_x_j) for every row, as one (S, n) @ (n, 2) product."""
+    both = gw @ np.column_stack([np.ones_like(log_x), log_x])
+    return both[:, 0], both[:, 1]
+
+
+def power_law_log(theta: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, Vjp]:
+    """log L = LSE(a - alpha log x, e) for theta rows (e, a, alpha); returns (S, n) and a VJP."""
+    theta = np.atleast_2d(theta)
+    (p, _), s, log_l = _lse_terms([_affine(theta[:, 1], theta[:, 2], log_x), _col(theta, 0)])
+
+    def vjp(g: np.ndarray) -> np.ndarray:
+        s1, s1x = _weighted_sums((g / s) * p, log_x)      # g * share of the A x^-alpha term
+        return np.stack([g.sum(1) - s1, s1, -s1x], axis=1)
+
+    return log_l, vjp
+
+
+def chinchilla_log(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> tuple[np.ndarray, Vjp]:
+    """log L = LSE(a - alpha log N, b - beta log D, e) for theta rows (e, a, b, alpha, beta)."""
+    theta = np.atleast_2d(theta)
+    (p1, p2, _), s, log_l = _lse_terms([_affine(theta[:, 1], theta[:, 3], log_n),
+                                        _affine(theta[:, 2], theta[:, 4], log_d), _col(theta, 0)])
+
+    def vjp(g: np.ndarray) -> np.ndarray:
+        q = g / s                              # times p_i: g * softmax weight of term i
+        s1, s1n = _weighted_sums(q * p1, log_n)
+        s2, s2d = _weighted_sums(q * p2, log_d)
+        return np.stack([g.sum(1) - s1 - s2, s1, s2, -s1n, -s2d], axis=1)
+
+    return log_l, vjp
+
+
+def kaplan_log(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> tuple[np.ndarray, Vjp]:
+    """log L = alpha_D LSE(r (log N_c - log N), log D_c - log D), r = alpha_N/alpha_D.
+
+    theta rows are (log N_c, log D_c, alpha_N, alpha_D).
+    """
+    theta = np.atleast_2d(theta)
+    nc, a_n, a_d = _col(theta, 0), _col(theta, 2), _col(theta, 3)
+    r = a_n / a_d
+    u1 = _affine((r * nc)[:, 0], r[:, 0], log_n)        # r (log N_c - log N)
+    (p1, _), s, lse = _lse_terms([u1, _affine(theta[:, 1], np.ones(theta.shape[0]), log_d)])
+    log_l = a_d * lse
+
+    def vjp(g: np.ndarray) -> np.ndarray:
+        g1 = (g / s) * p1                      # g * share of the (N_c/N)^r term in the bracket
+        s1, s1n = _weighted_sums(g1, log_n)
+        sg = g.sum(1)
+        gap_sum = s1 * nc[:, 0] - s1n           # sum g1 (log N_c - log N)
+        return np.stack([s1 * a_n[:, 0], (sg - s1) * a_d[:, 0], gap_sum,
+                         np.einsum("ij,ij->i", g, lse) - gap_sum * r[:, 0]], axis=1)
+
+    return log_l, vjp
