@@ -1,6 +1,7 @@
 """The run store: every run of every sweep, in one SQLite file.
 
-Guarantees (each has a test in ``tests/test_store.py``):
+Guarantees (tested in ``tests/test_store.py``, ``tests/test_faults.py`` and
+``tests/test_sweep_resume.py``; in plain words in ``docs/guarantees.md``):
 
 1. **A finished run is never modified or lost.** Rows whose status is
    ``complete`` or ``diverged`` are frozen by database triggers: any UPDATE or
@@ -13,9 +14,12 @@ Guarantees (each has a test in ``tests/test_store.py``):
    atomically and renews a lease (heartbeat) while it runs. Another driver
    may take a ``running`` run over only when the lease has expired, or when
    the owning process, on this host, is gone.
-4. **Crash safety.** WAL journal, ``synchronous=FULL``, a busy timeout so
+4. **A crashed worker fails only its own run.** A worker that raises, dies or
+   is killed (out of memory) marks its run ``failed`` with the error; the
+   sweep goes on, and re-running it retries the failed runs.
+5. **Crash safety.** WAL journal, ``synchronous=FULL``, a busy timeout so
    concurrent writers wait rather than fail.
-5. **Foreign or damaged files are refused, never overwritten.** The file
+6. **Foreign or damaged files are refused, never overwritten.** The file
    carries an application id and a schema version; a file that is not a
    scalinglab database, is corrupt, or has a newer schema raises
    :class:`~scalinglab.errors.StoreError` and is left untouched. Older schema
@@ -134,6 +138,7 @@ class RunStore:
         existed = self.path.exists() and self.path.stat().st_size > 0
         if existed:
             _check_header(self.path)
+        self.conn = None
         try:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
@@ -142,9 +147,13 @@ class RunStore:
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._open_schema(existed)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable scalinglab database ({exc}); it was not "
-                             "changed. Move it aside and use a new --db path") from exc
+        except BaseException as exc:
+            if self.conn is not None:
+                self.conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path} is not a usable scalinglab database ({exc}); it was not "
+                                 "changed. Move it aside and use a new --db path") from exc
+            raise
 
     # -- schema -------------------------------------------------------------
     def _open_schema(self, existed: bool) -> None:
@@ -164,7 +173,12 @@ class RunStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has schema version {version}, newer than this "
                                  f"scalinglab's {SCHEMA_VERSION}; upgrade scalinglab to read it")
+            found = version
             while version < SCHEMA_VERSION:
+                if version not in _MIGRATIONS:  # the transaction rolls back the steps already applied
+                    raise StoreError(f"{self.path} has schema version {found}, which this scalinglab cannot "
+                                     f"migrate to {SCHEMA_VERSION} (no step from {version}); it was not "
+                                     "changed. Open it with the scalinglab that wrote it or use another --db")
                 for statement in _split_sql(_MIGRATIONS[version]):
                     self.conn.execute(statement)
                 version += 1
@@ -187,7 +201,8 @@ class RunStore:
                   costs: Iterable[float] | None = None, info: dict | None = None) -> list[str]:
         """Register a study and its runs (idempotent); returns the run keys in order."""
         configs = list(configs)
-        costs = list(costs) if costs is not None else [None] * len(configs)
+        # REAL column: a float, also when a family computes an integer too big for SQLite
+        costs = [None] * len(configs) if costs is None else [None if c is None else float(c) for c in costs]
         now = time.time()
         keys = [run_key(family, c) for c in configs]
         with self._transaction():

@@ -119,6 +119,7 @@ class FrontierAnalysis:
     points: pd.DataFrame  # seed-mean points, all settings
     frontier: pd.DataFrame  # points on the compute-efficient frontier
     fit: dict  # L = E + A C^-alpha on the frontier: params, se, ci
+    fit_samples: pd.DataFrame  # the bootstrap resamples of (E, A, alpha) behind fit's intervals
     approach1: dict  # N_opt ~ C^a, D_opt ~ C^b (and width_opt ~ C^a_w): estimates, se, ci
     acc_frontier: pd.DataFrame  # the accuracy frontier (highest accuracy at or below each C)
 
@@ -149,6 +150,7 @@ def analyse_frontier(points: pd.DataFrame, *, n_resamples: int = 200, seed: int 
     return FrontierAnalysis(
         dropout=float(points.dropout.iloc[0]), points=points, frontier=fit.frontier_,
         fit={"params": dict(fit.params_), **boot.to_dict(), "converged": bool(getattr(fit, "converged_", True))},
+        fit_samples=boot.samples,
         approach1={"estimate": a1.estimate, **a1.to_dict()},
         acc_frontier=acc_front)
 
@@ -231,5 +233,5 @@ def run_mnist_study(preset_name: str = "quick", *, db: str | Path = "runs.db", o
     if report:
         from scalinglab.report import write_study_report
 
-        write_study_report(db=db, study=name, out=out)
+        write_study_report(db=db, study=name, out=out, analyses=analyses)
     return result

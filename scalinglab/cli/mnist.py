@@ -54,7 +54,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"))
     p.add_argument("--train-limit", type=int, help="use only the first K training images as the full set")
     p.add_argument("--data", help="folder of MNIST IDX files (default: the built-in copy)")
-    p.add_argument("--workers", type=int, default=2, help="worker processes (0: train in this process)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="worker processes, or Ray actors with --executor ray (0: train in this process; "
+                        "with Ray, one actor per cluster CPU)")
+    p.add_argument("--resume", action="store_true",
+                   help="resume a killed sweep (re-running the same command always does: finished runs are skipped)")
     p.add_argument("--executor", choices=("local", "ray"), default="local")
     p.add_argument("--address", help="Ray cluster address (with --executor ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

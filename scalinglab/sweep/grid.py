@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,6 +71,9 @@ class MnistGrid:
         for key in d:
             if key not in known:
                 raise ConfigError(f"{origin}: unknown setting {key!r}; known: {', '.join(sorted(known))}")
+        for f in fields(cls):
+            if f.name not in d and f.default is MISSING and f.default_factory is MISSING:
+                raise ConfigError(f"{origin}: {f.name} is missing: the sweep grid needs at least one value")
         d = dict(d)
         for key in ("widths", "seeds"):
             if key in d:

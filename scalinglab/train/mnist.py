@@ -39,6 +39,10 @@ CURVE_POINTS = 32  # train-loss points recorded per run
 EVAL_BATCH = 2000
 
 
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)  # True is an int to Python, not a width
+
+
 @dataclass(kw_only=True, frozen=True)
 class MnistRunConfig:
     width: int  # channels of the first conv; the second has 2 * width
@@ -53,15 +57,16 @@ class MnistRunConfig:
 
     def __post_init__(self):
         checks = [
-            ("width", isinstance(self.width, int) and self.width >= 1, "a positive integer"),
+            ("width", _is_int(self.width) and self.width >= 1, "a positive integer"),
             ("fraction", 0 < self.fraction <= 1, "in (0, 1]"),
-            ("seed", isinstance(self.seed, int) and self.seed >= 0, "a non-negative integer"),
+            ("seed", _is_int(self.seed) and self.seed >= 0, "a non-negative integer"),
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
             ("lr", self.lr > 0 and math.isfinite(self.lr), "a positive number"),
-            ("batch_size", isinstance(self.batch_size, int) and self.batch_size >= 1, "a positive integer"),
+            ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "a positive integer"),
             ("precision", self.precision in ("fp32", "bf16"), "'fp32' or 'bf16'"),
-            ("train_limit", self.train_limit is None or 1 <= self.train_limit <= N_TRAIN,
-             f"empty or between 1 and {N_TRAIN}"),
+            ("train_limit", self.train_limit is None or (_is_int(self.train_limit)
+                                                         and 1 <= self.train_limit <= N_TRAIN),
+             f"empty or an integer between 1 and {N_TRAIN}"),
         ]
         for name, ok, allowed in checks:
             if not ok:

@@ -1,0 +1,1 @@
+"""Model families that misbehave on purpose, for the fault tests."""
