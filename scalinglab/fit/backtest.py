@@ -51,6 +51,9 @@ def backtest(estimator: _LawFit, runs: pd.DataFrame, *, holdout_above: float) ->
     if isinstance(model, FrontierFit):
         front = compute_frontier(runs)
         test = front[front["C"].to_numpy(float) > holdout_above]
+        if len(test) == 0:
+            raise FitError(f"no run above {holdout_above:.3g} FLOPs improves on the frontier below it, so the "
+                           "frontier law has nothing to predict there; lower --holdout-above")
     pred = model.predict(test)
     measured = test["loss"].to_numpy(float)
     rel = (pred - measured) / measured

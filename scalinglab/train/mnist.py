@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from scalinglab.data.mnist import N_TEST, N_TRAIN, fraction_indices, load_mnist
 from scalinglab.errors import ConfigError
 from scalinglab.models.cnn import (
-    GroupedMnistCNN,
     MnistCNN,
     forward_flops_per_example,
     num_params,
@@ -187,62 +186,6 @@ def _result(cfg: MnistRunConfig, n: int, n_steps: int, val_loss: float, val_acc:
         curve=curve,
         metrics={"steps": n_steps, "diverged_at_step": diverged_at},
     )
-
-
-def group_key(cfg: MnistRunConfig) -> tuple:
-    """Runs with equal keys differ only in seed and can train as one grouped computation."""
-    return (cfg.width, cfg.fraction, cfg.dropout, cfg.lr, cfg.batch_size, cfg.precision,
-            cfg.train_limit, cfg.data)
-
-
-def train_group(cfgs: list[MnistRunConfig], data: MnistTensors) -> list[RunResult]:
-    """Train runs that differ only in seed as one :class:`GroupedMnistCNN`.
-
-    Each member gets the init, data order and loss of its own seed, so with no
-    dropout the results equal ``train_run`` per config up to float rounding
-    (dropout masks come from one shared generator, so they differ).
-    """
-    if len({group_key(c) for c in cfgs}) != 1:
-        raise ValueError("train_group needs configs that differ only in seed")
-    cfg = cfgs[0]
-    members = []
-    for c in cfgs:
-        torch.manual_seed(c.seed)
-        members.append(MnistCNN(c.width, c.dropout))
-    model = GroupedMnistCNN(members)
-    opt = make_optimizer(model.layers(), cfg.lr)
-    orders = torch.stack([data_order(c) for c in cfgs])  # (G, n)
-    g, n = orders.shape
-    n_steps = math.ceil(n / cfg.batch_size)
-    curves = [CurveRecorder(n_steps, cfg.batch_size, n) for _ in cfgs]
-    alive = torch.ones(g, dtype=torch.bool)
-    diverged_at: list[int | None] = [None] * g
-    for step in range(n_steps):
-        idx = orders[:, step * cfg.batch_size:(step + 1) * cfg.batch_size]  # (G, b)
-        with _autocast(cfg.precision):
-            logits = model(data.x_train[idx])  # (G, b, 10)
-            per_model = F.cross_entropy(logits.flatten(0, 1).float(), data.y_train[idx].flatten(),
-                                        reduction="none").view(g, -1).mean(1)
-        values = per_model.tolist()
-        for i, v in enumerate(values):
-            if alive[i] and not math.isfinite(v):
-                alive[i], diverged_at[i] = False, step
-        if not alive.any():
-            break
-        opt.zero_grad(set_to_none=True)
-        per_model[alive].sum().backward()  # each member's gradient is its own loss's
-        opt.step()
-        for i, v in enumerate(values):
-            if alive[i]:
-                curves[i].add(step, v)
-    results = []
-    for i, c in enumerate(cfgs):
-        if alive[i]:
-            val_loss, val_acc = evaluate(model.member(i), data, c.precision)
-        else:
-            val_loss, val_acc = math.nan, None
-        results.append(_result(c, n, n_steps, val_loss, val_acc, curves[i].curve, diverged_at[i]))
-    return results
 
 
 class MnistFamily:

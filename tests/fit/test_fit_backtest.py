@@ -33,3 +33,16 @@ def test_nothing_to_predict():
         backtest(PowerLawFit(), runs, holdout_above=runs["C"].max())
     with pytest.raises(FitError, match="no runs at or below"):
         backtest(PowerLawFit(), runs, holdout_above=runs["C"].min() / 2)
+
+
+def test_frontier_backtest_with_nothing_new_above_the_threshold_is_a_clear_error():
+    import pandas as pd
+    import pytest
+
+    from scalinglab.errors import FitError
+    from scalinglab.fit import FrontierFit, backtest
+
+    runs = pd.DataFrame({"C": [1e9, 2e9, 4e9, 8e9, 1.6e10, 3.2e10],
+                         "loss": [2.0, 1.5, 1.2, 1.0, 1.1, 1.05], "run": list("abcdef")})
+    with pytest.raises(FitError, match="nothing to predict"):
+        backtest(FrontierFit(), runs, holdout_above=1e10)
