@@ -69,6 +69,9 @@ def _profile(group: pd.DataFrame, budget: float) -> dict[str, Any]:
         row["note"] = "no minimum: loss vs log N is not convex at this budget; sample wider model sizes"
         return row
     x_star = -p1 / (2 * p2)
+    if not np.isfinite(np.exp(x_star)) or np.exp(x_star) == 0:
+        row["note"] = "no usable minimum: the parabola is almost flat at this budget; sample wider model sizes"
+        return row
     row["N_opt"] = float(np.exp(x_star))
     row["D_opt"] = float(budget / (6.0 * row["N_opt"]))
     row["loss_opt"] = float(p0 - p1 * p1 / (4 * p2))

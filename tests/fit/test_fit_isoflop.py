@@ -53,3 +53,15 @@ def test_no_profile_at_all_is_an_error():
     runs = pd.DataFrame({"N": [1e8, 2e8], "C": [1e19, 1e20], "loss": [3.0, 2.5]})
     with pytest.raises(FitError, match="no IsoFLOP profile has a minimum"):
         isoflop_profiles(runs)
+
+
+def test_almost_flat_parabola_gives_a_note_not_a_crash():
+    import numpy as np
+    import pandas as pd
+
+    from scalinglab.fit.isoflop import _profile
+
+    ln = np.log([1e3, 1e4, 1e5, 1e6])
+    group = pd.DataFrame({"N": np.exp(ln), "loss": 3.0 + 0.02 * ln + 1e-12 * ln ** 2})
+    row = _profile(group, 1e15)
+    assert np.isnan(row["N_opt"]) and "flat" in row["note"]

@@ -1,0 +1,81 @@
+"""CLI: ``study lm`` (the language-model scaling study) and ``noise-scale`` (B_simple on MNIST)."""
+
+from __future__ import annotations
+
+import json
+
+from scalinglab.errors import ConfigError
+
+
+def register(sub, study_sub) -> None:
+    st = study_sub.add_parser(
+        "lm", help="language-model scaling on Shakespeare: IsoFLOP sweep, Approach 2 and 3 fits",
+        description="Train the preset's tiny transformers (each to its own token budget, with its own "
+                    "cosine schedule), record them in the run database, then fit Chinchilla's "
+                    "Approaches 2 and 3 with bootstrap intervals, the noise scale against loss, and "
+                    "learning-curve forecasts. Finished runs are skipped, so re-running resumes.")
+    st.add_argument("--preset", default="quick", help="smoke | quick | full (default: quick)")
+    st.add_argument("--db", default="runs.db", help="run database (default: runs.db)")
+    st.add_argument("--out", help="folder for lm_study.json, lm_summary.txt and plots "
+                                  "(default: study-lm-<preset>)")
+    st.add_argument("--workers", type=int, default=2, help="worker processes (0: train in this process)")
+    st.add_argument("--corpus", help="'shakespeare' (default), a text file or a folder of text files")
+    st.add_argument("--tokenizer", choices=("bpe", "bytes"), help="override the preset's tokenizer")
+    st.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default: the preset's, 512)")
+    st.add_argument("--precision", choices=("fp32", "bf16"),
+                    help="override autocast (default: bf16 where the CPU has native bf16, else fp32)")
+    st.add_argument("--executor", choices=("local", "ray"), default="local")
+    st.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=cmd_study_lm)
+
+    ns = sub.add_parser("noise-scale", help="measure the gradient noise scale B_simple along a training run",
+                        description="Train an MNIST CNN for the given epochs, splitting each batch into "
+                                    "small batches, and print B_simple (McCandlish et al. 2018) per segment.")
+    ns.add_argument("family", choices=("mnist",), help="model family (mnist: the MNIST CNN)")
+    ns.add_argument("--width", type=int, default=16, help="CNN width (default: 16)")
+    ns.add_argument("--batch-size", type=int, default=128, help="images per step, B_big (default: 128)")
+    ns.add_argument("--splits", type=int, default=4, help="small batches per step (default: 4, B_small = 32)")
+    ns.add_argument("--epochs", type=int, default=1)
+    ns.add_argument("--points", type=int, default=12, help="segments reported (default: 12)")
+    ns.add_argument("--seed", type=int, default=0)
+    ns.add_argument("--json", help="also write the rows to this JSON file")
+    ns.set_defaults(func=cmd_noise_scale)
+
+
+def cmd_study_lm(args) -> int:
+    from scalinglab.lm_study import run_lm_study
+
+    overrides = {}
+    for flag, key in (("corpus", "corpus"), ("tokenizer", "tokenizer"), ("vocab_size", "vocab_size"),
+                      ("precision", "precision")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    result = run_lm_study(args.preset, db=args.db, out=args.out, workers=args.workers,
+                          executor=args.executor, address=args.address, progress=not args.quiet,
+                          overrides=overrides)
+    print(result.describe())
+    return 0 if result.sweep.failed == 0 else 1
+
+
+def cmd_noise_scale(args) -> int:
+    from scalinglab.train.noise_scale import mnist_noise_scale
+
+    for name in ("width", "batch_size", "splits", "epochs", "points"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} = {getattr(args, name)} is invalid: must be positive")
+    if args.batch_size % args.splits:
+        raise ConfigError(f"--batch-size ({args.batch_size}) must be a multiple of --splits ({args.splits})")
+    rows = mnist_noise_scale(args.width, batch_size=args.batch_size, n_small=args.splits, epochs=args.epochs,
+                             seed=args.seed, points=args.points)
+    print(f"MNIST CNN width {args.width}: B_big = {args.batch_size}, B_small = {args.batch_size // args.splits}")
+    print(f"{'images':>8} {'train loss':>10} {'test loss':>9} {'test acc':>8} {'|G|^2':>10} "
+          f"{'tr(Sigma)':>10} {'B_simple':>9}")
+    for r in rows:
+        print(f"{r['images']:8d} {r['train_loss']:10.4f} {r['test_loss']:9.4f} {r['test_acc']:8.4f} "
+              f"{r['g2']:10.4g} {r['trace']:10.4g} {r['b_simple']:9.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"width": args.width, "batch_size": args.batch_size, "splits": args.splits,
+                       "rows": rows}, f, indent=1)
+    return 0
