@@ -1,6 +1,5 @@
 """Each guarantee in scalinglab.store's docstring, tested."""
 
-import os
 import sqlite3
 import subprocess
 import sys

@@ -1,6 +1,5 @@
 """A sweep killed with SIGKILL resumes with nothing lost and nothing duplicated."""
 
-import os
 import random
 import signal
 import sqlite3

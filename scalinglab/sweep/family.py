@@ -33,6 +33,19 @@ class RunResult:
         return asdict(self)
 
 
+def config_from_dict(cls, config: dict, what: str):
+    """Build the run-config dataclass ``cls`` from a flat dict, naming the first unknown key."""
+    from dataclasses import fields
+
+    from scalinglab.errors import ConfigError
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} run setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return cls(**config)
+
+
 class Family(Protocol):
     """A model family the sweep engine can run (see ``scalinglab.sweep.mnist``)."""
 

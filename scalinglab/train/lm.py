@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scalinglab.data.tokens import TOKENIZERS, TokenData, load_tokens
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.models.transformer import SIZES, Transformer, flops_per_token, param_counts, size_config
-from scalinglab.sweep.family import RunResult
+from scalinglab.sweep.family import RunResult, config_from_dict
 from scalinglab.train.noise_scale import NoiseScale, accumulate_gradients
 
 LR_TIMES_WIDTH = 0.25  # peak LR = LR_TIMES_WIDTH / d_model (0.0039 at d=64, 0.0013 at d=192)
@@ -97,11 +97,7 @@ class LMRunConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "LMRunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"unknown LM run setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**config)
+        return config_from_dict(cls, config, "LM")
 
     @property
     def effective_vocab(self) -> int:

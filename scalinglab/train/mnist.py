@@ -15,8 +15,7 @@ bfloat16 with fp32 master weights.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -30,7 +29,7 @@ from scalinglab.models.cnn import (
     num_params,
     train_flops_per_example,
 )
-from scalinglab.sweep.family import RunResult
+from scalinglab.sweep.family import RunResult, config_from_dict
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixel scale [0, 1]
 DEFAULT_LR = 0.1  # base LR: layer LR = DEFAULT_LR / sqrt(fan_in); measured in docs/lr-sweep.md
@@ -73,11 +72,7 @@ class MnistRunConfig:
 
     @classmethod
     def from_dict(cls, config: dict) -> "MnistRunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise ConfigError(f"unknown MNIST run setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
-        return cls(**config)
+        return config_from_dict(cls, config, "MNIST")
 
     @property
     def n_examples(self) -> int:
