@@ -76,6 +76,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix in _SQLITE:
             return read_store_runs(path)
         if suffix in _PARQUET:
+            try:
+                import pyarrow  # noqa: F401  (pandas' Parquet engine)
+            except ImportError:
+                raise DataError(f"reading {path.name} needs pyarrow: pip install 'scalinglab[parquet]', "
+                                "or save the table as CSV") from None
             return pd.read_parquet(path)
         if suffix in _CSV:
             with warnings.catch_warnings():

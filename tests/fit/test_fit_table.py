@@ -36,6 +36,7 @@ def test_mapping_flags_and_derived_compute(tmp_path, runs):
 
 
 def test_parquet(tmp_path, runs):
+    pytest.importorskip("pyarrow")
     path = tmp_path / "r.parquet"
     runs.to_parquet(path)
     pd.testing.assert_frame_equal(load_runs(path)[["N", "D", "C", "loss"]], runs[["N", "D", "C", "loss"]])
