@@ -101,9 +101,9 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
                     eta.observe(features[out.key], out.wall_s)
                 else:
                     status = "failed"
-                    store.fail(out.key, out.error or "unknown error")
-                    print(f"\nrun {out.key} failed: {(out.error or '').strip().splitlines()[-1:]}",
-                          file=sys.stderr)
+                    error = (out.error or "").strip() or "unknown error"
+                    store.fail(out.key, error)
+                    print(f"\nrun {out.key} failed: {error.splitlines()[-1]}", file=sys.stderr)
                 counts[status] += 1
                 bar.update(1)
                 left = eta.remaining([features[k] for k, _, _ in queue] + [features[k] for k in in_flight])
