@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import scalinglab_cmd
+from cli_helpers import kill_after_completions, scalinglab_cmd
 from faults.families import NAME as FAULTY, marker_path
 from scalinglab import store as store_module
 from scalinglab.errors import StoreError
@@ -229,19 +229,10 @@ def test_missing_migration_step_is_a_clear_error(tmp_path, monkeypatch):
 def test_sigkill_of_a_ray_driver_and_its_cluster_then_resume(tmp_path, cli_env):
     """`--executor ray` with its own Ray: SIGKILL the driver (its cluster dies with it), re-run, complete."""
     pytest.importorskip("ray")
-    from test_sweep_resume import complete_count
-
     db = tmp_path / "runs.db"
     cmd = scalinglab_cmd("sweep", "mnist", *MNIST_FLAGS, "--db", str(db), "--workers", "2",
                          "--executor", "ray")
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while complete_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the sweep finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = complete_count(db)
+    done_before = kill_after_completions(cmd, db, cli_env)
     assert 0 < done_before < 12
     out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

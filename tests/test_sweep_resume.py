@@ -2,14 +2,13 @@
 
 import random
 import signal
-import sqlite3
 import subprocess
 import time
 
 import numpy as np
 import pytest
 
-from cli_helpers import scalinglab_cmd
+from cli_helpers import kill_after_completions, scalinglab_cmd
 from scalinglab.store import RunStore
 from scalinglab.study import sweep_mnist
 from scalinglab.sweep.grid import MnistGrid
@@ -28,17 +27,6 @@ def reference(tmp_path_factory):
         return store.runs().set_index("key")
 
 
-def complete_count(db) -> int:
-    try:
-        con = sqlite3.connect(db, timeout=10)
-        try:
-            return con.execute("SELECT count(*) FROM runs WHERE status = 'complete'").fetchone()[0]
-        finally:
-            con.close()
-    except sqlite3.OperationalError:
-        return 0
-
-
 def check_against_reference(db, reference):
     with RunStore(db) as store:
         assert store.integrity_check() == "ok"
@@ -53,14 +41,7 @@ def check_against_reference(db, reference):
 def test_sigkill_mid_sweep_then_resume(tmp_path, reference, cli_env):
     db = tmp_path / "runs.db"
     cmd = scalinglab_cmd("sweep", "mnist", *FLAGS, "--db", str(db), "--workers", "2")
-    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while complete_count(db) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the sweep finished before it could be killed; make the grid larger"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = complete_count(db)
+    done_before = kill_after_completions(cmd, db, cli_env)
     assert 0 < done_before < len(reference)
     out = subprocess.run(cmd, env=cli_env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
