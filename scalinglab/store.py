@@ -143,7 +143,7 @@ class RunStore:
             self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA busy_timeout = 30000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(self.conn)
             self.conn.execute("PRAGMA synchronous = FULL")
             self.conn.execute("PRAGMA foreign_keys = ON")
             self._open_schema(existed)
@@ -379,6 +379,24 @@ def _split_sql(script: str) -> list[str]:
             statements.append("\n".join(current))
             current = []
     return statements
+
+
+def _enable_wal(conn: sqlite3.Connection, wait_s: float = 30.0) -> None:
+    """Switch the file to WAL, waiting for rivals that are switching it at the same moment.
+
+    SQLite may answer "database is locked" to this pragma at once, without
+    calling the busy handler, while another connection converts a new file;
+    so retry here until ``wait_s`` has passed.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02 + 0.03 * os.urandom(1)[0] / 255)
 
 
 class _Transaction:
