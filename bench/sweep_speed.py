@@ -1,12 +1,12 @@
 """Sweep speed: a textbook PyTorch loop vs scalinglab's engine, side by side in one run.
 
-The textbook loop is what the exercise would be written as in a notebook: one
-model at a time, a ``DataLoader`` over a ``TensorDataset`` (batch 128), fp32,
-conv -> ReLU -> max-pool, the optimizer's default (foreach) Adam, all cores
-in one process. It visits the same examples in the same order with the same
-initial weights and the same per-layer LRs as scalinglab, so validation
-losses must agree: within float rounding for the fp32 engine, within
-seed-to-seed noise for bf16.
+The textbook loop (``scalinglab.train.reference``) is what the exercise would
+be written as in a notebook: one model at a time, a ``DataLoader`` over a
+``TensorDataset`` (batch 128), fp32, the optimizer's default (foreach) Adam,
+all cores in one process. It visits the same examples in the same order with
+the same initial weights and the same per-layer LRs as scalinglab, so
+validation losses must agree: within float rounding for the fp32 engine,
+within seed-to-seed noise for bf16.
 
     python bench/sweep_speed.py                     # the 63-run one-seed exercise grid
     python bench/sweep_speed.py --widths 4,8 --fractions 1/16,1/32   # a quick look
@@ -18,59 +18,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from scalinglab.models.cnn import train_flops_per_example, width_ladder
 from scalinglab.store import RunStore
 from scalinglab.sweep.engine import run_sweep
 from scalinglab.sweep.grid import MnistGrid, halvings
 from scalinglab.sweep.peak import measure_peak
-from scalinglab.train.mnist import MnistRunConfig, MnistTensors, data_order
-
-
-class TextbookCNN(nn.Module):
-    """The same layers as ``MnistCNN`` (same creation order, so the same init), textbook ordering."""
-
-    def __init__(self, width: int, dropout: float = 0.0):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, width, 3, padding=1)
-        self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
-        self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(2 * width * 7 * 7, 10)
-
-    def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
-        return self.fc(self.drop(torch.flatten(x, 1)))
-
-
-def textbook_run(cfg: MnistRunConfig, data: MnistTensors) -> float:
-    torch.manual_seed(cfg.seed)
-    model = TextbookCNN(cfg.width, cfg.dropout)
-    fan_in = {"conv1": 9, "conv2": 9 * cfg.width, "fc": 98 * cfg.width}
-    opt = torch.optim.Adam([{"params": getattr(model, k).parameters(), "lr": cfg.lr / math.sqrt(f)}
-                            for k, f in fan_in.items()])
-    train = Subset(TensorDataset(data.x_train, data.y_train), data_order(cfg).tolist())
-    for x, y in DataLoader(train, batch_size=cfg.batch_size, shuffle=False):
-        loss = F.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    model.eval()
-    total = 0.0
-    with torch.no_grad():
-        for x, y in DataLoader(TensorDataset(data.x_test, data.y_test), batch_size=1000):
-            total += F.cross_entropy(model(x), y, reduction="sum").item()
-    return total / len(data.y_test)
+from scalinglab.train.mnist import MnistRunConfig, MnistTensors
+from scalinglab.train.reference import textbook_run
 
 
 def engine(grid: MnistGrid, workers: int) -> tuple[float, dict]:
@@ -104,7 +63,7 @@ def main(argv=None) -> int:
 
     data = MnistTensors.load()
     start = time.perf_counter()
-    textbook = {(c.width, c.fraction, c.seed): textbook_run(c, data) for c in configs}
+    textbook = {(c.width, c.fraction, c.seed): textbook_run(c, data)[0] for c in configs}
     rows = [("textbook loop (fp32, 1 process)", time.perf_counter() - start, textbook, peak.fp32_gflops)]
     print(f"textbook: {rows[0][1]:.1f} s", flush=True)
     for prec in ("fp32", "bf16"):

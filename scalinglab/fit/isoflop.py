@@ -54,13 +54,12 @@ class IsoFlopResult:
                 "profiles": prof.to_dict(orient="records"), "warnings": list(self.warnings)}
 
 
-def _profile(group: pd.DataFrame, budget: float) -> dict[str, Any]:
-    ln = np.log(group["N"].to_numpy(float))
-    loss = group["loss"].to_numpy(float)
-    row: dict[str, Any] = {"C": budget, "n_runs": int(len(group)), "N_min_sampled": float(np.exp(ln.min())),
+def _profile(ln: np.ndarray, loss: np.ndarray, budget: float) -> dict[str, Any]:
+    """The parabola fit of one budget's runs: ``ln`` = log N, ``loss``."""
+    row: dict[str, Any] = {"C": budget, "n_runs": int(len(ln)), "N_min_sampled": float(np.exp(ln.min())),
                            "N_max_sampled": float(np.exp(ln.max())), "curvature": np.nan, "N_opt": np.nan,
                            "D_opt": np.nan, "loss_opt": np.nan, "inside": False, "note": ""}
-    if len(group) < 3 or np.unique(ln).size < 3:
+    if len(ln) < 3 or np.unique(ln).size < 3:
         row["note"] = f"only {np.unique(ln).size} distinct model size(s); a parabola needs 3"
         return row
     p2, p1, p0 = np.polyfit(ln, loss, 2)
@@ -103,7 +102,8 @@ def isoflop_profiles(runs: pd.DataFrame, *, budget: str | None = None, tolerance
         lc = np.log(runs["C"].to_numpy(float))
         budgets = {k: float(np.exp(lc[keys == k].mean())) for k in np.unique(keys)}
     order = sorted(budgets, key=budgets.get)
-    profiles = pd.DataFrame([_profile(runs[keys == k], budgets[k]) for k in order])
+    ln, loss = np.log(runs["N"].to_numpy(float)), runs["loss"].to_numpy(float)
+    profiles = pd.DataFrame([_profile(ln[keys == k], loss[keys == k], budgets[k]) for k in order])
     position = {k: i for i, k in enumerate(order)}
     run_profile = np.array([position[k] for k in keys])
 

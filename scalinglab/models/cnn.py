@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 WIDTH_BASE = 4
@@ -47,16 +48,38 @@ class MnistCNN(nn.Module):
         self.conv2 = nn.Conv2d(width, 2 * width, 3, padding=1)
         self.drop = nn.Dropout(dropout)
         self.fc = nn.Linear(2 * width * 7 * 7, 10)
-        self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(self.pool(self.conv1(x)))  # (B, w, 14, 14)
-        x = torch.relu(self.pool(self.conv2(x)))  # (B, 2w, 7, 7)
-        return self.fc(self.drop(x.flatten(1)))  # (B, 10)
+        x = torch.relu(max_pool_2x2(self.conv1(x)))  # (B, w, 14, 14)
+        x = torch.relu(max_pool_2x2(self.conv2(x)))  # (B, 2w, 7, 7)
+        # The classifier is fc(x.flatten(1)). Flattening in (h, w, c) order instead, with fc's
+        # columns permuted to match, is the same function of the same parameters; for a
+        # channels_last x it is a free view, and its gradient stays channels_last too (the
+        # (c, h, w) flatten copies forward and hands the backward a mixed-layout gradient).
+        b, c, h, w = x.shape
+        weight = self.fc.weight.unflatten(1, (c, h, w)).permute(0, 2, 3, 1).flatten(1)
+        return F.linear(self.drop(x.permute(0, 2, 3, 1).flatten(1)), weight, self.fc.bias)  # (B, 10)
 
     def layers(self) -> list[tuple[nn.Module, int]]:
         """(layer, fan_in) for every weight layer: the per-layer LR rule uses fan_in."""
         return [(self.conv1, 9), (self.conv2, 9 * self.width), (self.fc, 98 * self.width)]
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max-pool, stride 2.
+
+    Without autograd (evaluation) it is the maximum of the four strided
+    corners of each window: the same values, but no argmax indices to
+    compute, which makes evaluation ~1.3x faster on this CPU
+    (``bench/sweep_speed.py``). Training needs the indices for the backward
+    pass and uses ``max_pool2d``.
+    """
+    if x.requires_grad:
+        return F.max_pool2d(x, 2)
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # max_pool2d drops an odd last row/column
+    x = x[..., :h, :w]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
 def num_params(width: int) -> int:
