@@ -22,6 +22,7 @@ from faults.families import NAME as FAULTY, marker_path
 from scalinglab import store as store_module
 from scalinglab.errors import StoreError
 from scalinglab.store import RunStore
+from scalinglab.sweep import engine
 from scalinglab.sweep.engine import run_sweep
 from test_sweep_resume import FLAGS as MNIST_FLAGS
 
@@ -145,6 +146,15 @@ def test_two_cli_sweeps_at_once_train_each_run_once(tmp_path, cli_env):
     assert len(runs) == 12 and (runs.status == "complete").all()
     assert (runs.attempts == 1).all()  # nothing trained twice
     assert sum(trained) == 12, trained
+
+
+def test_a_run_training_in_the_driver_keeps_its_lease_fresh(tmp_path, monkeypatch):
+    """With workers=0 a run blocks the sweep loop while it trains; the heartbeat thread still renews
+    its lease, so no rival driver (on another host, where pids mean nothing) takes it over."""
+    monkeypatch.setattr(engine, "HEARTBEAT_SECONDS", 0.1)
+    _, runs = sweep(tmp_path / "runs.db", [{"width": 1, "sleep": 1.5}], workers=0)
+    # the claim stamps the lease at the start; without renewals it would be ~1.5 s older than the finish
+    assert runs.finished[1] - runs.heartbeat[1] < 0.5
 
 
 # ------------------------------------------------------------ schema versions

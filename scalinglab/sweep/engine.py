@@ -7,6 +7,7 @@ only what has not finished (see the guarantees in :mod:`scalinglab.store`).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -53,6 +54,29 @@ def make_executor(executor: str, workers: int, address: str | None = None):
     raise ConfigError(f"executor = {executor!r} is invalid: must be 'local' or 'ray'")
 
 
+class _Heartbeat:
+    """Renews the driver's leases every ``HEARTBEAT_SECONDS`` from a thread with its own connection.
+
+    A thread, so the lease stays fresh also while a run trains in the driver
+    itself (``workers=0``), which blocks the sweep loop for the whole run.
+    """
+
+    def __init__(self, path, owner: str):
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, args=(path, owner), daemon=True,
+                                       name="scalinglab-heartbeat")
+        self.thread.start()
+
+    def _beat(self, path, owner: str) -> None:
+        with RunStore(path) as store:
+            while not self.stop.wait(HEARTBEAT_SECONDS):
+                store.heartbeat(owner)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
               workers: int = 2, executor: str = "local", address: str | None = None,
               progress: bool = True, info: dict | None = None) -> SweepSummary:
@@ -82,7 +106,7 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
     bar.set_postfix_str(f"ETA {format_seconds(eta.remaining(list(features.values())))} (first guess)")
     queue = [(key, family, config) for key, config, _ in todo]
     in_flight: set[str] = set()
-    last_beat = time.monotonic()
+    heartbeat = _Heartbeat(store.path, owner)
     try:
         while queue or in_flight:
             while queue and len(in_flight) < pool.capacity:
@@ -110,13 +134,11 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
                 elapsed = time.perf_counter() - start
                 bar.set_postfix_str(f"ETA {format_seconds(left)}, {flops_done / elapsed / 1e9:.1f} GFLOP/s"
                                     + (f", {counts['failed']} failed" if counts["failed"] else ""))
-            if time.monotonic() - last_beat > HEARTBEAT_SECONDS:
-                store.heartbeat(owner)
-                last_beat = time.monotonic()
     except BaseException:
         store.release(owner)  # a clean interrupt hands its runs back at once
         raise
     finally:
+        heartbeat.close()
         pool.close()
         bar.close()
     return SweepSummary(counts["complete"] + counts["diverged"], skipped, counts["failed"],
