@@ -34,7 +34,7 @@ from scalinglab.sweep.family import RunResult, config_from_dict
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081  # of the 60,000 training images, pixel scale [0, 1]
 DEFAULT_LR = 0.1  # base LR: layer LR = DEFAULT_LR / sqrt(fan_in); measured in docs/lr-sweep.md
 CURVE_POINTS = 32  # train-loss points recorded per run
-EVAL_BATCH = 128
+EVAL_BATCH = 128  # small enough for the activations to stay in cache (bench/cnn_step_speed.py)
 
 
 def _is_int(v) -> bool:
