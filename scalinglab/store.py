@@ -344,12 +344,13 @@ def runs_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def _check_header(path: Path) -> None:
-    """Refuse, without writing a byte, a file that is not ours or not a database."""
-    with open(path, "rb") as f:
-        head = f.read(100)
-    if not head.startswith(b"SQLite format 3\x00"):
-        raise StoreError(f"{path} is not an SQLite database (corrupted, or another kind of file); "
-                         "it was not changed. Move it aside or choose another --db path")
+    """Refuse, without writing a byte, a file that is not ours or not a database.
+
+    Only SQLite reads the file: closing any other descriptor of it would drop
+    the POSIX locks that this process's open connections hold on it (e.g. the
+    sweep's heartbeat thread opens a second store), and other processes
+    would then stop seeing this process's commits.
+    """
     try:  # read-only: sees committed WAL content, writes nothing
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -359,6 +360,9 @@ def _check_header(path: Path) -> None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise StoreError(f"{path} is not an SQLite database (corrupted, or another kind of file); "
+                             "it was not changed. Move it aside or choose another --db path") from None
         raise StoreError(f"{path} is not a usable SQLite database ({exc}); it was not changed. "
                          "Move it aside or choose another --db path") from exc
     if tables:

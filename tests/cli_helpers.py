@@ -29,7 +29,7 @@ def kill_after_completions(cmd: list[str], db, env: dict, *, runs: int = 2, time
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while complete_count(db) < runs and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.02)  # runs of the test grids take ~0.1 s each
     assert proc.poll() is None, "the sweep finished before it could be killed; make the grid larger"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

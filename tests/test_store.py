@@ -144,3 +144,23 @@ def test_truncated_database_is_refused(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         RunStore(tmp_path / "nope" / "runs.db")
+
+
+def test_a_second_store_in_one_process_keeps_commits_visible_to_other_processes(tmp_path):
+    """Opening the file again in this process (the sweep's heartbeat thread does) must not drop the
+    first connection's locks. If it did, the next process to close a connection would think itself
+    the last one and delete the WAL, and this process's later commits would go to a deleted file:
+    invisible to everyone, and lost in a crash."""
+    db = tmp_path / "runs.db"
+    count = "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM runs').fetchone()[0])"
+
+    def seen_by_another_process() -> str:
+        return subprocess.run([sys.executable, "-c", count, str(db)], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    with RunStore(db) as store:
+        store.add_study("s", "f", [{"width": 1}])
+        with RunStore(db):
+            assert seen_by_another_process() == "1"
+            store.add_study("s", "f", [{"width": 2}])
+            assert seen_by_another_process() == "2"
