@@ -131,6 +131,7 @@ class _LawFit:
     law: ClassVar[str]
     param_names: ClassVar[tuple[str, ...]]
     theta_names: ClassVar[tuple[str, ...]]
+    n_log: ClassVar[int]  # the first n_log parameters are fitted as their logs, the rest (exponents) as is
 
     def __init__(self, *, delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
                  screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5):
@@ -151,13 +152,14 @@ class _LawFit:
     def _log_law(theta, *log_inputs):
         raise NotImplementedError
 
-    @staticmethod
-    def _to_params(theta: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @classmethod
+    def _to_params(cls, theta: np.ndarray) -> np.ndarray:
+        """Law parameters (rows) from fitted theta (rows)."""
+        return np.column_stack([np.exp(theta[:, :cls.n_log]), theta[:, cls.n_log:]])
 
-    @staticmethod
-    def _to_theta(params: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @classmethod
+    def _to_theta(cls, params: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.log(params[:, :cls.n_log]), params[:, cls.n_log:]])
 
     @staticmethod
     def _shift_theta(theta: np.ndarray, shifts: list[float], sign: float) -> np.ndarray:
@@ -420,6 +422,7 @@ class PowerLawFit(_LawFit):
     law = "power"
     param_names = laws.POWER_PARAMS
     theta_names = ("e", "a", "alpha")
+    n_log = 2  # E, A
 
     def __init__(self, *, x: str = "C", delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
                  screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5):
@@ -437,14 +440,6 @@ class PowerLawFit(_LawFit):
     @staticmethod
     def _log_law(theta, log_x):
         return laws.power_law_log(theta, log_x)
-
-    @staticmethod
-    def _to_params(theta):
-        return np.column_stack([np.exp(theta[:, 0]), np.exp(theta[:, 1]), theta[:, 2]])
-
-    @staticmethod
-    def _to_theta(params):
-        return np.column_stack([np.log(params[:, 0]), np.log(params[:, 1]), params[:, 2]])
 
     @staticmethod
     def _shift_theta(theta, shifts, sign):
@@ -490,6 +485,7 @@ class ChinchillaFit(_LawFit):
     law = "chinchilla"
     param_names = laws.CHINCHILLA_PARAMS
     theta_names = ("e", "a", "b", "alpha", "beta")
+    n_log = 3  # E, A, B
 
     @property
     def input_names(self):
@@ -498,14 +494,6 @@ class ChinchillaFit(_LawFit):
     @staticmethod
     def _log_law(theta, log_n, log_d):
         return laws.chinchilla_log(theta, log_n, log_d)
-
-    @staticmethod
-    def _to_params(theta):
-        return np.column_stack([np.exp(theta[:, :3]), theta[:, 3:]])
-
-    @staticmethod
-    def _to_theta(params):
-        return np.column_stack([np.log(params[:, :3]), params[:, 3:]])
 
     @staticmethod
     def _shift_theta(theta, shifts, sign):
@@ -579,6 +567,7 @@ class KaplanFit(_LawFit):
     law = "kaplan"
     param_names = laws.KAPLAN_PARAMS
     theta_names = ("log_N_c", "log_D_c", "alpha_N", "alpha_D")
+    n_log = 2  # N_c, D_c
 
     @property
     def input_names(self):
@@ -587,14 +576,6 @@ class KaplanFit(_LawFit):
     @staticmethod
     def _log_law(theta, log_n, log_d):
         return laws.kaplan_log(theta, log_n, log_d)
-
-    @staticmethod
-    def _to_params(theta):
-        return np.column_stack([np.exp(theta[:, :2]), theta[:, 2:]])
-
-    @staticmethod
-    def _to_theta(params):
-        return np.column_stack([np.log(params[:, :2]), params[:, 2:]])
 
     @staticmethod
     def _shift_theta(theta, shifts, sign):
