@@ -16,6 +16,12 @@ For objectives of ~1e-3, as here, scipy's ftol floor is an absolute 2.2e-9
 that halts a refit after a few steps (bootstrap standard errors come out 8x
 too small), so the polishing pass and bootstrap refits do not use it.
 
+Constraints: ``fixed={"E": 1.7}`` holds parameters at given values (they
+leave the optimisation) and ``tie={"beta": "alpha"}`` makes one parameter the
+same as another (shared exponents, as Gadre et al. 2024 fit them). A
+``weight`` column in the runs frame weights each run's Huber term (and
+multiplies the bootstrap's resample counts).
+
 Estimators follow scikit-learn: keyword-only ``__init__`` that only stores
 settings, ``fit`` returns ``self``, fitted attributes end in ``_``.
 Convergence problems raise a :class:`ConvergenceWarning` and are kept in
@@ -24,6 +30,7 @@ Convergence problems raise a :class:`ConvergenceWarning` and are kept in
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import warnings
 from dataclasses import dataclass
@@ -134,7 +141,8 @@ class _LawFit:
     n_log: ClassVar[int]  # the first n_log parameters are fitted as their logs, the rest (exponents) as is
 
     def __init__(self, *, delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
-                 screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5):
+                 screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5,
+                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None):
         self.delta = delta
         self.starts = starts
         self.max_iter = max_iter
@@ -142,6 +150,8 @@ class _LawFit:
         self.n_polish = n_polish
         self.memory = memory
         self.gtol = gtol
+        self.fixed = fixed
+        self.tie = tie
 
     # ---- hooks each law provides
     @property
@@ -177,10 +187,90 @@ class _LawFit:
         return {}
 
     def resample_weights(self, counts: np.ndarray, runs: pd.DataFrame) -> np.ndarray:
-        """Point weights of each bootstrap resample, from its (R, n) run counts."""
-        return counts.astype(float)
+        """Point weights of each bootstrap resample: its (R, n) run counts times the runs' ``weight`` column."""
+        w = self._row_weights(runs)
+        return counts.astype(float) if w is None else counts * w
+
+    # ---- fixed and tied parameters
+    def _constraints(self) -> tuple[dict[int, float], dict[int, int], list[int]]:
+        """Validated constraints as theta indices: {fixed j: theta value}, {tied j: target k}, free indices."""
+        names, P = self.param_names, len(self.param_names)
+        fixed, tie = dict(self.fixed or {}), dict(self.tie or {})
+        for key in (*fixed, *tie, *tie.values()):
+            if key not in names:
+                raise FitError(f"{self.law} law has no parameter {key!r}; its parameters are {list(names)}")
+        fixed_theta = {}
+        for key, value in fixed.items():
+            j = names.index(key)
+            value = float(value)
+            if not np.isfinite(value) or (j < self.n_log and value <= 0):
+                raise FitError(f"fixed {key} = {value:g} is not allowed: give a finite value"
+                               f"{' above 0' if j < self.n_log else ''}")
+            fixed_theta[j] = np.log(value) if j < self.n_log else value
+        ties = {}
+        for key, target in tie.items():
+            j, k = names.index(key), names.index(target)
+            if j == k or key in fixed or target in fixed or target in tie:
+                raise FitError(f"tie {key} -> {target}: the target must be another parameter that is "
+                               "neither fixed nor itself tied")
+            if (j < self.n_log) != (k < self.n_log):
+                raise FitError(f"cannot tie {key} to {target}: one is a coefficient and the other an exponent")
+            ties[j] = k
+        free = [j for j in range(P) if j not in fixed_theta and j not in ties]
+        if not free:
+            raise FitError(f"every parameter of the {self.law} law is fixed or tied; leave at least one free")
+        return fixed_theta, ties, free
+
+    def _free_map(self, shifts) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        """Centred theta = psi @ L + l0, where psi are the free columns of centred theta.
+
+        Both the constraints (theta = phi M + c) and the centring shift
+        (an affine map with a unit-triangular matrix) are affine, so their
+        composition is too; solving for the free centred columns keeps the
+        decorrelation that centring buys.
+        """
+        fixed, ties, free = self._constraints()
+        P = len(self.param_names)
+        M, c = np.zeros((len(free), P)), np.zeros(P)
+        for f, j in enumerate(free):
+            M[f, j] = 1.0
+        for j, k in ties.items():
+            M[free.index(k), j] = 1.0
+        for j, v in fixed.items():
+            c[j] = v
+        t0 = self._shift_theta(np.zeros((1, P)), shifts, -1.0)[0]
+        T = self._shift_theta(np.eye(P), shifts, -1.0) - t0
+        K, k0 = M @ T, c @ T + t0
+        L = np.linalg.solve(K[:, free], K)
+        return L, k0 - k0[free] @ L, free
+
+    def _apply_constraints(self, theta: np.ndarray) -> np.ndarray:
+        """theta with fixed entries set exactly and tied entries copied from their targets."""
+        fixed, ties, _ = self._constraints()
+        out = np.array(theta, dtype=float, copy=True)
+        for j, v in fixed.items():
+            out[:, j] = v
+        for j, k in ties.items():
+            out[:, j] = out[:, k]
+        return out
+
+    @property
+    def n_free_params(self) -> int:
+        """Parameters the optimiser moves (all minus fixed and tied ones)."""
+        return len(self._constraints()[2])
 
     # ---- input handling
+    def _row_weights(self, X) -> np.ndarray | None:
+        """The runs table's ``weight`` column, checked, or None."""
+        if not isinstance(X, pd.DataFrame) or "weight" not in X.columns:
+            return None
+        w = pd.to_numeric(X["weight"], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise FitError(f"weight has {int(bad.sum())} negative, NaN or non-numeric value(s) (first at row "
+                           f"{int(np.flatnonzero(bad)[0])}); weights must be finite and >= 0")
+        return w
+
     def _split_xy(self, X, y) -> tuple[list[np.ndarray], np.ndarray]:
         names = self.input_names
         if isinstance(X, pd.DataFrame):
@@ -210,9 +300,10 @@ class _LawFit:
             if bad.any():
                 raise FitError(f"{name} has {int(bad.sum())} non-positive or NaN value(s) "
                                f"(first at row {int(np.flatnonzero(bad)[0])}); fits take logs, so remove those runs")
-        P = len(self.param_names)
+        P = self.n_free_params
         if n < P:
-            raise FitError(f"{self.law} law has {P} parameters but only {n} run(s) were given; "
+            raise FitError(f"{self.law} law has {P} parameters{' left free' if self.fixed or self.tie else ''} "
+                           f"but only {n} run(s) were given; "
                            f"add runs (at least {P}, and many more for a trustworthy fit)")
         for name, v in zip((*self.input_names, "loss"), (*inputs, y)):
             if np.ptp(np.log(v)) == 0:
@@ -255,9 +346,22 @@ class _LawFit:
         shifts = [float(np.median(v)) for v in log_inputs]
         inputs_c = [v - m for v, m in zip(log_inputs, shifts)]
         theta = self._shift_theta(np.asarray(starts, dtype=float), shifts, -1.0)
+        log_law, L, l0 = self._log_law, None, None
+        if self.fixed or self.tie:                 # optimise the free centred columns only
+            L, l0, free = self._free_map(shifts)
+            theta = theta[:, free]
+            # starts that differ only in fixed or tied columns are now the same: keep one of each
+            _, keep = np.unique(np.column_stack([row_group, theta]), axis=0, return_index=True)
+            keep = np.sort(keep)
+            theta, row_group = theta[keep], row_group[keep]
+            base_law = self._log_law
+
+            def log_law(psi, *inputs):
+                log_l, vjp = base_law(psi @ L + l0, *inputs)
+                return log_l, lambda g: vjp(g) @ L.T
         screen, iters = None, np.zeros(len(theta), dtype=int)
         if np.bincount(row_group, minlength=n_groups).max() > self.n_polish:
-            fun = batched_objective(self._log_law, inputs_c, log_y, delta=self.delta,
+            fun = batched_objective(log_law, inputs_c, log_y, delta=self.delta,
                                     weights=weights, row_group=row_group)
             screen = lbfgs(fun, theta, memory=self.memory, max_iter=self.screen_max_iter, gtol=self.gtol,
                            ftol=SCIPY_FTOL, max_step=MAX_STEP)
@@ -266,7 +370,7 @@ class _LawFit:
             first_of_group = np.searchsorted(row_group[order], row_group[order], side="left")
             pick = order[(np.arange(order.size) - first_of_group) < self.n_polish]
             theta, row_group, iters = screen.x[pick], row_group[pick], screen.n_iter[pick]
-        fun = batched_objective(self._log_law, inputs_c, log_y, delta=self.delta, weights=weights,
+        fun = batched_objective(log_law, inputs_c, log_y, delta=self.delta, weights=weights,
                                 row_group=row_group)
         polish = lbfgs(fun, theta, memory=self.memory, max_iter=self.max_iter, gtol=self.gtol, ftol=0.0,
                        max_step=MAX_STEP)
@@ -274,7 +378,10 @@ class _LawFit:
         unconverged = np.where(~polish.converged & np.isfinite(polish.fun), polish.fun, np.inf)
         lowest_unconverged = np.full(n_groups, np.inf)
         np.minimum.at(lowest_unconverged, row_group, unconverged)
-        return MultiStart(x=self._shift_theta(polish.x[best], shifts, 1.0), fun=polish.fun[best], converged=ok,
+        x = self._shift_theta(polish.x[best] if L is None else polish.x[best] @ L + l0, shifts, 1.0)
+        if L is not None:                          # restore the constraints exactly (no round-off)
+            x = self._apply_constraints(x)
+        return MultiStart(x=x, fun=polish.fun[best], converged=ok,
                           status=polish.status[best], n_iter=iters[best] + polish.n_iter[best],
                           lowest_unconverged=lowest_unconverged, screen=screen)
 
@@ -282,10 +389,14 @@ class _LawFit:
         """Fit to runs: ``X`` a DataFrame with the input columns (and ``loss`` if ``y`` is None), or an array."""
         inputs, y = self._split_xy(X, y)
         self._validate(inputs, y)
+        w = self._row_weights(X)
+        if w is not None and (w > 0).sum() < self.n_free_params:
+            raise FitError(f"only {int((w > 0).sum())} run(s) have a positive weight; the {self.law} law needs "
+                           f"at least {self.n_free_params}")
         log_inputs = [np.log(v) for v in inputs]
         log_y = np.log(y)
         starts = self._start_array(log_inputs, log_y)
-        res = self._multistart(log_inputs, log_y, starts)
+        res = self._multistart(log_inputs, log_y, starts, weights=None if w is None else w[None])
 
         self.convergence_warnings_ = []
         if not np.isfinite(res.fun[0]):
@@ -349,13 +460,9 @@ class _LawFit:
         return np.array([self.params_[k] for k in self.param_names])
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor settings (as scikit-learn's ``get_params``)."""
-        keys = ("delta", "starts", "max_iter", "screen_max_iter", "n_polish", "memory", "gtol",
-                *self._extra_settings())
+        """Constructor settings (as scikit-learn's ``get_params``: the keyword arguments of ``__init__``)."""
+        keys = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
         return {k: getattr(self, k) for k in keys}
-
-    def _extra_settings(self) -> tuple[str, ...]:
-        return ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description: ``law``, one key per parameter, derived values and fit diagnostics."""
@@ -372,6 +479,10 @@ class _LawFit:
                     "status": getattr(self, "status_", None),
                     "warnings": list(getattr(self, "convergence_warnings_", [])),
                     "loss": "huber on log residuals, summed", "delta": self.delta}
+        if self.fixed:
+            fit_info["fixed"] = {k: float(v) for k, v in self.fixed.items()}
+        if self.tie:
+            fit_info["tie"] = dict(self.tie)
         out["fit"] = fit_info
         return out
 
@@ -401,8 +512,12 @@ class _LawFit:
 
     @classmethod
     def _settings_from_dict(cls, d: dict[str, Any]) -> dict[str, Any]:
-        delta = d.get("fit", {}).get("delta", HUBER_DELTA)
-        return {"delta": float(delta)}
+        info = d.get("fit", {})
+        out: dict[str, Any] = {"delta": float(info.get("delta", HUBER_DELTA))}
+        for key in ("fixed", "tie"):
+            if info.get(key):
+                out[key] = dict(info[key])
+        return out
 
     def __repr__(self) -> str:
         if hasattr(self, "params_"):
@@ -425,13 +540,11 @@ class PowerLawFit(_LawFit):
     n_log = 2  # E, A
 
     def __init__(self, *, x: str = "C", delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
-                 screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5):
+                 screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5,
+                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None):
         super().__init__(delta=delta, starts=starts, max_iter=max_iter, screen_max_iter=screen_max_iter,
-                         n_polish=n_polish, memory=memory, gtol=gtol)
+                         n_polish=n_polish, memory=memory, gtol=gtol, fixed=fixed, tie=tie)
         self.x = x
-
-    def _extra_settings(self):
-        return ("x",)
 
     @property
     def input_names(self):
