@@ -184,3 +184,102 @@ def kaplan_log(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray) -> tuple
                          np.einsum("ij,ij->i", g, lse) - gap_sum * r[:, 0]], axis=1)
 
     return log_l, vjp
+
+
+# ------------------------------------------------------- data-constrained law
+#
+# Muennighoff et al. 2023, "Scaling Data-Constrained Language Models"
+# (arXiv:2305.16264), Sec. 3, eqs. (5)-(7): Chinchilla's form with repeated
+# tokens and excess parameters discounted,
+#   L = E + A / N'^alpha + B / D'^beta,
+#   D' = U_D + U_D R*_D (1 - exp(-R_D / R*_D)),   R_D = D / U_D - 1,
+#   N' = U_N + U_N R*_N (1 - exp(-R_N / R*_N)),   R_N = N / U_N - 1.
+# U_D is the number of unique tokens (here min(U, D): a run cannot see more
+# unique tokens than it trains on). U_N is the paper's "base" parameter
+# count, the compute-optimal size for U_D unique tokens: U_N = min(N_opt(U_D), N)
+# with N_opt(D) = G (G D)^(beta/alpha), G = (alpha A / (beta B))^(1/(alpha+beta)),
+# i.e. Chinchilla's eq. (4) solved for N at D_opt = D, under the law's own
+# A, B, alpha, beta (as in the paper's released fitting code, huggingface/datablations).
+# So U_N moves with the parameters, and the gradient follows it.
+
+DATA_CONSTRAINED_PARAMS = ("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star")
+
+
+def _repetition_gain(log_total: np.ndarray, log_unique: np.ndarray, log_star: np.ndarray):
+    """log f and its slopes for f = 1 + R* (1 - exp(-R/R*)), R = total/unique - 1 (so X' = unique f).
+
+    Returns (log f, d log f / d log R*, d log f / d log unique at fixed total).
+    """
+    star = np.exp(log_star)
+    r = np.expm1(log_total - log_unique)              # repetitions beyond the first pass, >= 0
+    x = r / star
+    decay = np.exp(-x)
+    kept = -np.expm1(-x)                             # 1 - exp(-R/R*), accurate for small R
+    f = 1.0 + star * kept
+    return np.log(f), star * (kept - x * decay) / f, -decay * (r + 1.0) / f
+
+
+def _data_constrained_parts(theta: np.ndarray, log_n, log_d, log_u):
+    """log L and d log L / d theta (7 arrays, (S, n)) for theta rows (e, a, b, alpha, beta, log R*_D, log R*_N)."""
+    theta = np.atleast_2d(theta)
+    e, a, b, al, be, rd, rn = (_col(theta, j) for j in range(7))
+    log_n, log_d = np.asarray(log_n, float), np.asarray(log_d, float)
+    log_ud = np.minimum(np.asarray(log_u, float), log_d)
+    s, k = al + be, be / al
+    log_g = (np.log(al) + a - np.log(be) - b) / s
+    log_nopt = (1.0 + k) * log_g + k * log_ud          # log N_opt(U_D)
+    capped = log_nopt < log_n                          # U_N = N_opt(U_D) < N: some parameters are excess
+    log_un = np.where(capped, log_nopt, log_n)
+    lf_n, dn_star, dn_unique = _repetition_gain(log_n, log_un, rn)
+    lf_d, dd_star, _ = _repetition_gain(log_d, log_ud, rd)
+    log_np, log_dp = log_un + lf_n, log_ud + lf_d      # log N', log D'
+    (p1, p2, p3), tot, log_l = _lse_terms([a - al * log_np, b - be * log_dp, e])
+    w1, w2, w3 = p1 / tot, p2 / tot, p3 / tot
+    # d log N' / d (a, b, alpha, beta) through U_N = N_opt(U_D), on the capped points only.
+    through = np.where(capped, 1.0 + dn_unique, 0.0)
+    dnopt = [(1.0 + k) / s, -(1.0 + k) / s,
+             (1.0 + k) * (1.0 / al - log_g) / s - be / al ** 2 * (log_g + log_ud),
+             (1.0 + k) * (-1.0 / be - log_g) / s + (log_g + log_ud) / al]
+    dnp = [through * d for d in dnopt]
+    jac = [
+        np.broadcast_to(w3, log_l.shape),
+        w1 * (1.0 - al * dnp[0]),
+        w2 - w1 * al * dnp[1],
+        -w1 * (log_np + al * dnp[2]),
+        -w1 * al * dnp[3] - w2 * log_dp,
+        -w2 * be * dd_star,
+        -w1 * al * dn_star,
+    ]
+    return log_l, jac
+
+
+def data_constrained(N, D, U, E, A, B, alpha, beta, R_D_star, R_N_star):
+    """Muennighoff et al. 2023's loss L(N, D, U_D) with repeated data and excess parameters discounted."""
+    theta = np.array([[np.log(E), np.log(A), np.log(B), alpha, beta, np.log(R_D_star), np.log(R_N_star)]])
+    with np.errstate(over="ignore", under="ignore"):
+        log_l, _ = _data_constrained_parts(theta, np.log(N), np.log(D), np.log(U))
+    return np.exp(log_l[0])
+
+
+def data_constrained_grad(N, D, U, E, A, B, alpha, beta, R_D_star, R_N_star):
+    """d L / d (E, A, B, alpha, beta, R_D_star, R_N_star), shape (7, n)."""
+    p = np.array([E, A, B, alpha, beta, R_D_star, R_N_star], dtype=float)
+    theta = np.array([[np.log(E), np.log(A), np.log(B), alpha, beta, np.log(R_D_star), np.log(R_N_star)]])
+    log_l, jac = _data_constrained_parts(theta, np.log(N), np.log(D), np.log(U))
+    per_log_param = np.array([1.0 / p[0], 1.0 / p[1], 1.0 / p[2], 1.0, 1.0, 1.0 / p[5], 1.0 / p[6]])
+    return np.exp(log_l[0]) * np.stack([j[0] for j in jac]) * per_log_param[:, None]
+
+
+def data_constrained_log(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray,
+                         log_u: np.ndarray) -> tuple[np.ndarray, Vjp]:
+    """Batched log L for theta rows (e, a, b, alpha, beta, log R*_D, log R*_N) and its VJP.
+
+    ``log_u`` (unique tokens) must be in the same units as ``log_d``: only their
+    difference and the D-units of N_opt(U_D) enter the law.
+    """
+    log_l, jac = _data_constrained_parts(theta, log_n, log_d, log_u)
+
+    def vjp(g: np.ndarray) -> np.ndarray:
+        return np.stack([np.einsum("ij,ij->i", g, np.broadcast_to(j, g.shape)) for j in jac], axis=1)
+
+    return log_l, vjp

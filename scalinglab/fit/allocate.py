@@ -34,6 +34,7 @@ from scipy.optimize import minimize_scalar
 
 from scalinglab.core import laws
 from scalinglab.errors import DataError, FitError
+from scalinglab.fit.data_constrained import MUENNIGHOFF2023, DataConstrainedLaw
 
 PF_DAY = 1e15 * 24 * 3600      # FLOPs in one petaflop/s-day (Kaplan et al. 2020, sec. 1.3)
 
@@ -164,6 +165,11 @@ PUBLISHED_LAWS: dict[str, PublishedLaw] = {
                   n_opt_exponent=0.73),
         "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models': L(N, D) eq. (1.5) with eqs. (1.1), (1.2); "
         "N_opt = 1.3e9 (C / PF-day)^0.73, eq. (6.1) and Table 5; N excludes embeddings"),
+    "muennighoff2023": PublishedLaw(
+        "muennighoff2023", DataConstrainedLaw(**MUENNIGHOFF2023),
+        "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', eqs. (5)-(7), the released fit "
+        "(huggingface/datablations): R*_D = 15.39, R*_N = 5.31, alpha = beta = 0.353; unlimited unique data "
+        "unless given (DataConstrainedLaw.with_unique_tokens)"),
 }
 
 
