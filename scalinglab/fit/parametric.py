@@ -460,8 +460,16 @@ class _LawFit:
         return np.array([self.params_[k] for k in self.param_names])
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor settings (as scikit-learn's ``get_params``: the keyword arguments of ``__init__``)."""
-        keys = [k for k in inspect.signature(type(self).__init__).parameters if k != "self"]
+        """Constructor settings (as scikit-learn's ``get_params``): the keyword arguments of ``__init__``,
+        and of the base classes' ``__init__`` that a ``**settings`` passes on to."""
+        keys: list[str] = []
+        for klass in type(self).__mro__:
+            if "__init__" not in klass.__dict__ or klass is object:
+                continue
+            params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+            keys += [p.name for p in params if p.kind == p.KEYWORD_ONLY and p.name not in keys]
+            if not any(p.kind == p.VAR_KEYWORD for p in params):
+                break
         return {k: getattr(self, k) for k in keys}
 
     def to_dict(self) -> dict[str, Any]:

@@ -102,3 +102,12 @@ def test_bad_weights_are_fit_errors():
         ChinchillaFit(starts="coarse").fit(runs.assign(weight=np.r_[-1.0, np.ones(15)]))
     with pytest.raises(FitError, match="positive weight"):
         ChinchillaFit(starts="coarse").fit(runs.assign(weight=np.r_[np.ones(3), np.zeros(13)]))
+
+
+def test_every_estimator_clones_from_get_params():
+    from scalinglab.fit import FrontierFit
+    from scalinglab.fit.data_constrained import DataConstrainedFit
+    for est in (PowerLawFit(x="N", tie=None), FrontierFit(n_polish=3), ChinchillaFit(fixed={"E": 2.0}),
+                DataConstrainedFit(unique="unique_tokens", n_polish=4)):
+        clone = type(est)(**est.get_params())
+        assert clone.get_params() == est.get_params()
