@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from scalinglab.errors import ConfigError
 from scalinglab.provenance import code_version, library_versions
-from scalinglab.store import RunStore, make_owner
+from scalinglab.store import TAKEN_OVER, RunStore, make_owner
 from scalinglab.sweep.eta import EtaModel, format_seconds
 from scalinglab.sweep.executors import InProcess, LocalPool
 from scalinglab.sweep.family import get_family
@@ -31,6 +31,8 @@ class SweepSummary:
     diverged: int
     wall_s: float
     flops: float  # training FLOPs of the runs trained in this call
+    held: int = 0  # left alone because another driver held them (they finish there)
+    taken_over: int = 0  # trained here, but another driver took them over and finished first
 
     @property
     def gflops_per_s(self) -> float:
@@ -39,6 +41,12 @@ class SweepSummary:
     def describe(self) -> str:
         text = (f"{self.ran} runs trained, {self.skipped} already finished, {self.failed} failed, "
                 f"{self.diverged} diverged; {self.wall_s:.1f} s, {self.gflops_per_s:.1f} GFLOP/s")
+        if self.held:
+            text += (f"\n{self.held} runs skipped: another driver holds them and finishes them there "
+                     "(re-run this command later to collect any it leaves)")
+        if self.taken_over:
+            text += (f"\n{self.taken_over} runs were taken over by another driver while this one paused past "
+                     "its lease; that driver's results are kept")
         if self.failed:
             text += "\nre-run the same command to retry the failed runs (see `scalinglab runs --status failed`)"
         return text
@@ -91,7 +99,7 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
     keys = store.add_study(study, family, configs, costs, info)
     todo = store.unfinished(study)
     skipped = len(set(keys)) - len(todo)
-    counts = {"complete": 0, "failed": 0, "diverged": 0}
+    counts = {"complete": 0, "failed": 0, "diverged": 0, TAKEN_OVER: 0, "held": 0}
     flops_done = 0.0
     start = time.perf_counter()
     if not todo:
@@ -115,18 +123,22 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
                     in_flight.add(task[0])
                     pool.submit(task)
                 else:
+                    counts["held"] += 1
                     bar.update(1)
             for out in pool.poll(timeout=1.0):
                 in_flight.discard(out.key)
                 if out.result is not None:
-                    status = store.finish(out.key, out.result, wall_s=out.wall_s,
+                    status = store.finish(out.key, out.result, wall_s=out.wall_s, owner=owner,
                                           code_version=code_version(), versions=library_versions())
+                    if status == TAKEN_OVER:
+                        print(f"\nrun {out.key}: another driver took it over (this driver's lease expired "
+                              "while it trained) and finished it first; its result is kept", file=sys.stderr)
                     flops_done += out.result["flops"]
                     eta.observe(features[out.key], out.wall_s)
                 else:
                     status = "failed"
                     error = (out.error or "").strip() or "unknown error"
-                    store.fail(out.key, error)
+                    store.fail(out.key, error, owner=owner)
                     print(f"\nrun {out.key} failed: {error.splitlines()[-1]}", file=sys.stderr)
                 counts[status] += 1
                 bar.update(1)
@@ -142,7 +154,8 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
         pool.close()
         bar.close()
     return SweepSummary(counts["complete"] + counts["diverged"], skipped, counts["failed"],
-                        counts["diverged"], time.perf_counter() - start, flops_done)
+                        counts["diverged"], time.perf_counter() - start, flops_done,
+                        held=counts["held"], taken_over=counts[TAKEN_OVER])
 
 
 def _progress(n_runs: int, enabled: bool):

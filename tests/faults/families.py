@@ -7,6 +7,8 @@ fault test needs no real training. A config selects its misbehaviour:
     {"width": 4, "fault": "sigkill", "marker": "/tmp/x"} # SIGKILL itself (what the OOM killer does), once
     {"width": 4, "fault": "memory"}                      # MemoryError under an address-space limit
     {"width": 4, "fault": "hang", "marker": "/tmp/x"}    # write the pid to marker, then sleep; once
+    {"width": 4, "fault": "stolen", "db": "/tmp/runs.db"} # while it trains, a rival driver takes the run
+                                                         # over (as after an expired lease) and finishes it
 
 "Once" means: only while ``marker`` does not exist (crash/sigkill create it
 before dying; hang writes its pid there), so a re-run of the same config trains.
@@ -15,6 +17,7 @@ Use it as ``get_family("faults.families:FAMILY")`` (``tests/`` is on sys.path).
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -71,11 +74,30 @@ class FaultyFamily:
             _exhaust_memory()
         if fault == "hang" and _touch(marker, str(os.getpid())):
             time.sleep(120)  # until the test kills this process
+        if fault == "stolen":
+            _take_over(config)
         time.sleep(config.get("sleep", 0.0))
         width = config["width"]
         return RunResult(params=10 * width, flops=60.0 * width * 100, examples=100,
                          val_loss=1.0 / width + 0.01 * config.get("seed", 0), val_acc=0.5,
                          metrics={"worker_pid": os.getpid(), "data_loaded_by": data["loaded_by"]})
+
+
+THIEF = "rival-host:1:thief"
+THIEF_LOSS = 0.123
+
+
+def _take_over(config: dict) -> None:
+    """What a second driver does to a run whose driver paused past its lease: claim it, train, finish."""
+    from scalinglab.store import LEASE_SECONDS, RunStore
+
+    with RunStore(config["db"]) as store:
+        key = store.conn.execute("SELECT key FROM runs WHERE config = ?",
+                                 (json.dumps(config, sort_keys=True),)).fetchone()[0]
+        store.conn.execute("UPDATE runs SET heartbeat = heartbeat - ? WHERE key = ?", (LEASE_SECONDS + 1, key))
+        assert store.claim(key, THIEF)
+        store.finish(key, dict(params=1, flops=1.0, examples=1, val_loss=THIEF_LOSS), wall_s=0.1,
+                     code_version="thief", versions={}, owner=THIEF)
 
 
 FAMILY = FaultyFamily()
