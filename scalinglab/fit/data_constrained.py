@@ -8,7 +8,7 @@ parameters discounted (the law and its gradient: :func:`scalinglab.core.laws.dat
 R*_D is the number of repetitions after which repeated data is worth 1 - 1/e
 of fresh data (Muennighoff et al. 2023, Sec. 3); R*_N the same for parameters
 beyond the compute-optimal size for the unique data. Fitted in log space,
-theta = (e, a, b, alpha, beta, log R*_D, log R*_N), with the same Huber
+theta = (e, a, b, log R*_D, log R*_N, alpha, beta), with the same Huber
 objective, multistart L-BFGS and bootstrap as the other laws
 (:mod:`scalinglab.fit.parametric`). R*_D is only identified by runs that
 repeat data (D > U), R*_N only by runs larger than N_opt(U_D); the fit warns
@@ -29,7 +29,10 @@ from scalinglab.core import laws
 from scalinglab.errors import FitError
 from scalinglab.fit.parametric import ChinchillaFit, _LawFit
 
-_LOG_COLUMNS = [0, 1, 2, 5, 6]  # E, A, B, R*_D, R*_N are fitted as logs; alpha, beta as is
+# The estimator orders its parameters coefficients first (E, A, B, R*_D, R*_N: fitted as logs), then
+# exponents, as the base class expects; the core law orders them (E, A, B, alpha, beta, R*_D, R*_N).
+# The swap is its own inverse, so it maps theta to the core's order and its gradient back.
+_SWAP = [0, 1, 2, 5, 6, 3, 4]
 
 # The released fit (Muennighoff et al. 2023; huggingface/datablations README, "Parametric fit"):
 # log-space a, b, e and alpha = beta, with R*_D, R*_N.
@@ -42,13 +45,14 @@ class DataConstrainedFit(_LawFit):
 
     ``starts``: None for a data-driven grid (exponents 0.15..0.7, E at fractions
     of the lowest loss, A and B matched to the median run, R*_D in {3, 15, 50},
-    R*_N in {2, 5, 20}), a dict of axis values, or an (S, 7) array of log-space starts.
+    R*_N in {2, 5, 20}), a dict of axis values, or an (S, 7) array of log-space starts
+    (e, a, b, log R*_D, log R*_N, alpha, beta).
     """
 
     law = "data-constrained"
-    param_names = laws.DATA_CONSTRAINED_PARAMS
-    theta_names = ("e", "a", "b", "alpha", "beta", "log_R_D_star", "log_R_N_star")
-    n_log = 3
+    param_names = tuple(laws.DATA_CONSTRAINED_PARAMS[j] for j in _SWAP)
+    theta_names = ("e", "a", "b", "log_R_D_star", "log_R_N_star", "alpha", "beta")
+    n_log = 5
 
     def __init__(self, *, unique: str = "U", **settings):
         super().__init__(**settings)
@@ -61,18 +65,6 @@ class DataConstrainedFit(_LawFit):
     def input_names(self):
         return ("N", "D", self.unique)
 
-    @classmethod
-    def _to_params(cls, theta):
-        out = np.array(theta, dtype=float, copy=True)
-        out[:, _LOG_COLUMNS] = np.exp(out[:, _LOG_COLUMNS])
-        return out
-
-    @classmethod
-    def _to_theta(cls, params):
-        out = np.array(params, dtype=float, copy=True)
-        out[:, _LOG_COLUMNS] = np.log(out[:, _LOG_COLUMNS])
-        return out
-
     def _shift_theta(self, theta, shifts, sign):
         # The base class centres each log input on its median. N and D shifts fold into a and b
         # (as for Chinchilla; N_opt(U_D) moves with them). U must stay in D's units, since
@@ -80,12 +72,14 @@ class DataConstrainedFit(_LawFit):
         if sign < 0:
             self._u_offset = shifts[2] - shifts[1]
         out = np.array(theta, dtype=float, copy=True)
-        out[:, 1] += sign * out[:, 3] * shifts[0]
-        out[:, 2] += sign * out[:, 4] * shifts[1]
+        out[:, 1] += sign * out[:, 5] * shifts[0]
+        out[:, 2] += sign * out[:, 6] * shifts[1]
         return out
 
     def _log_law(self, theta, log_n, log_d, log_u):
-        return laws.data_constrained_log(theta, log_n, log_d, log_u + getattr(self, "_u_offset", 0.0))
+        log_l, vjp = laws.data_constrained_log(np.atleast_2d(theta)[:, _SWAP], log_n, log_d,
+                                               log_u + getattr(self, "_u_offset", 0.0))
+        return log_l, lambda g: vjp(g)[:, _SWAP]
 
     def _default_starts(self, log_inputs, log_y):
         log_n, log_d, _ = log_inputs
@@ -95,8 +89,8 @@ class DataConstrainedFit(_LawFit):
         for al, be, frac in itertools.product((0.15, 0.35, 0.7), (0.15, 0.35, 0.7), (0.3, 0.7, 0.95)):
             half = math.log(max(0.5 * (y_med - frac * y_min), 1e-3 * y_med))   # each term: half the excess
             for rd, rn in itertools.product((3.0, 15.0, 50.0), (2.0, 5.0, 20.0)):
-                rows.append((math.log(frac * y_min), half + al * m_n, half + be * m_d, al, be,
-                             math.log(rd), math.log(rn)))
+                rows.append((math.log(frac * y_min), half + al * m_n, half + be * m_d,
+                             math.log(rd), math.log(rn), al, be))
         return np.array(rows)
 
     def _value(self, inputs, p):

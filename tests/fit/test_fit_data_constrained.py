@@ -129,3 +129,13 @@ def test_warns_without_repetition_and_needs_the_unique_column():
         DataConstrainedFit().fit(runs.drop(columns="U"))
     fit = DataConstrainedFit(unique="unique_tokens").fit(runs.rename(columns={"U": "unique_tokens"}))
     assert fit.params_["R_D_star"] == pytest.approx(TRUE["R_D_star"], rel=0.06)
+
+
+def test_tied_exponents_as_in_the_published_fit_and_fixed_values():
+    # Muennighoff et al.'s released fit has alpha = beta; tie them, and fix R*_N at its true value.
+    true = dict(TRUE, beta=TRUE["alpha"])
+    runs = synthetic_runs(params=true)
+    fit = DataConstrainedFit(tie={"beta": "alpha"}, fixed={"R_N_star": 4.0}).fit(runs)
+    assert fit.params_["beta"] == fit.params_["alpha"] == pytest.approx(true["alpha"], rel=0.02)
+    assert fit.params_["R_N_star"] == 4.0
+    assert fit.params_["R_D_star"] == pytest.approx(true["R_D_star"], rel=0.06)
