@@ -13,7 +13,7 @@ import sys
 from scalinglab.errors import ScalingLabError
 
 # Command-group modules, in the order their commands appear in --help.
-_GROUPS = ("mnist", "fit", "data", "lm", "report")
+_GROUPS = ("mnist", "fit", "data", "lm", "report", "importers")
 
 
 def build_parser() -> argparse.ArgumentParser:
