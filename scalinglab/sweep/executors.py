@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-Task = tuple[str, str, dict]  # (run key, family name, config)
+Task = tuple[str, Any, dict]  # (run key, family spec or (in-process only) the Family object, config)
 
 # glibc: serve big tensors from the heap and keep freed memory, instead of an
 # mmap + page faults for every activation of every step.
@@ -52,7 +52,7 @@ class WorkerState:
         key, family_name, config = task
         start = time.perf_counter()
         try:
-            family = get_family(family_name)
+            family = get_family(family_name) if isinstance(family_name, str) else family_name
             data_key = family.data_key(config)
             if data_key != self.data_key:
                 self.data, self.data_key = family.load_data(config), data_key
@@ -132,16 +132,26 @@ class _Worker:
 
 
 class LocalPool:
-    """``workers`` single-purpose processes on this machine, ``threads`` torch threads each."""
+    """Up to ``workers`` single-purpose processes on this machine, ``threads`` torch threads each.
+
+    A process starts only when a task finds no idle one, so a sweep with fewer
+    runs than workers starts one process per run, not ``workers`` of them
+    (each costs about 1 GB once torch and the data are loaded).
+    """
 
     def __init__(self, workers: int = 2, threads: int | None = None):
         self.capacity = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self.ctx = mp.get_context("spawn")
-        self.workers = [_Worker(self.ctx, self.threads) for _ in range(workers)]
+        self.workers: list[_Worker] = []
 
     def submit(self, task: Task) -> None:
-        worker = next(w for w in self.workers if w.task is None)
+        worker = next((w for w in self.workers if w.task is None), None)
+        if worker is None:
+            if len(self.workers) >= self.capacity:
+                raise RuntimeError(f"all {self.capacity} workers are busy")  # the driver never over-submits
+            worker = _Worker(self.ctx, self.threads)
+            self.workers.append(worker)
         worker.task = task
         worker.conn.send(task)
 
@@ -167,11 +177,8 @@ class LocalPool:
                 code = worker.process.exitcode
                 why = "killed by the out-of-memory killer?" if code == -signal.SIGKILL else "crashed"
                 outcomes.append(Outcome(worker.task[0], error=f"worker process exited with code {code} ({why})"))
-                self._replace(worker)
+                self.workers.remove(worker)  # the next task starts a fresh process in its place
         return outcomes
-
-    def _replace(self, dead: _Worker) -> None:
-        self.workers[self.workers.index(dead)] = _Worker(self.ctx, self.threads)
 
     def close(self) -> None:
         for w in self.workers:
