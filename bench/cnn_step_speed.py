@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-import scalinglab.train.mnist as mnist
-from scalinglab.models.cnn import MnistCNN, width_ladder
+import scalinglab.families.mnist.train as mnist
+from scalinglab.families.mnist.model import MnistCNN, width_ladder
 
 
 class BeforeCNN(MnistCNN):

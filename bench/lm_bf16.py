@@ -4,7 +4,7 @@
     python bench/lm_bf16.py --loss          # also: final validation loss of a short run in each precision
 
 One training step = forward, backward and AdamW on a batch of 16 x 128
-tokens (vocabulary 512), exactly as ``scalinglab.train.lm`` runs it, with the
+tokens (vocabulary 512), exactly as ``scalinglab.families.lm.train`` runs it, with the
 noise-scale split off (noise_splits=1) so only the precision differs. The two
 precisions are timed in alternating rounds and the median round is kept, so a
 machine shared with other jobs biases both alike. Prints a Markdown table.
@@ -18,8 +18,8 @@ import time
 
 import torch
 
-from scalinglab.models.transformer import Transformer, flops_per_token, size_config
-from scalinglab.train.lm import LMRunConfig, make_optimizer
+from scalinglab.families.lm.model import Transformer, flops_per_token, size_config
+from scalinglab.families.lm.train import LMRunConfig, make_optimizer
 
 SIZES = ("d32-l1", "d64-l2", "d96-l3", "d128-l4", "d192-l4")
 
@@ -72,7 +72,7 @@ def main() -> None:
         print(f"| {size} | {fp32:,.0f} | {bf16:,.0f} | {bf16 / fp32:.2f} | {fp32 * fpt / 1e9:.1f} | "
               f"{bf16 * fpt / 1e9:.1f} |", flush=True)
     if args.loss:
-        from scalinglab.train.lm import FAMILY
+        from scalinglab.families.lm.train import FAMILY
 
         print("\n| size | tokens | fp32 val loss | bf16 val loss |")
         print("|---|---:|---:|---:|")

@@ -13,8 +13,8 @@ import json
 import time
 from pathlib import Path
 
-from scalinglab.study import analyse_mnist, load_runs_frame, sweep_mnist
-from scalinglab.sweep.grid import MnistGrid, preset
+from scalinglab.families.mnist.study import analyse_mnist, load_runs_frame, sweep_mnist
+from scalinglab.families.mnist.grid import MnistGrid, preset
 
 
 def intervals_overlap(a, b) -> bool:

@@ -1,6 +1,6 @@
 """Sweep speed: a textbook PyTorch loop vs scalinglab's engine, side by side in one run.
 
-The textbook loop (``scalinglab.train.reference``) is what the exercise would
+The textbook loop (``scalinglab.families.mnist.reference``) is what the exercise would
 be written as in a notebook: one model at a time, a ``DataLoader`` over a
 ``TensorDataset`` (batch 128), fp32, the optimizer's default (foreach) Adam,
 all cores in one process. It visits the same examples in the same order with
@@ -24,13 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from scalinglab.models.cnn import train_flops_per_example, width_ladder
+from scalinglab.families.mnist.model import train_flops_per_example, width_ladder
 from scalinglab.store import RunStore
 from scalinglab.sweep.engine import run_sweep
-from scalinglab.sweep.grid import MnistGrid, halvings
+from scalinglab.families.mnist.grid import MnistGrid, halvings
 from scalinglab.sweep.peak import measure_peak
-from scalinglab.train.mnist import MnistRunConfig, MnistTensors
-from scalinglab.train.reference import textbook_run
+from scalinglab.families.mnist.train import MnistRunConfig, MnistTensors
+from scalinglab.families.mnist.reference import textbook_run
 
 
 def engine(grid: MnistGrid, workers: int) -> tuple[float, dict]:

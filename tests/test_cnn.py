@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from scalinglab.models.cnn import MnistCNN, max_pool_2x2, num_params, train_flops_per_example, width_ladder
+from scalinglab.families.mnist.model import MnistCNN, max_pool_2x2, num_params, train_flops_per_example, width_ladder
 
 
 def test_ladder_is_the_exercise_sqrt2_ladder():

@@ -18,7 +18,7 @@ from scalinglab.errors import ScalingLabError
 from scalinglab.fit.table import load_runs
 from scalinglab.sweep import engine
 from scalinglab.sweep.executors import Outcome
-from scalinglab.sweep.grid import MnistGrid, read_grid_file
+from scalinglab.families.mnist.grid import MnistGrid, read_grid_file
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 GRID_KEYS = ["widths", "fractions", "seeds", "dropouts", "lrs", "batch_size", "precision",
@@ -54,7 +54,7 @@ toml_texts = st.lists(st.sampled_from(TOML_LINES + KNOWN_BAD_TOML), max_size=6).
 
 def grid_from_file(path):
     """What `sweep mnist --config` does before any run starts: read, merge, validate, cost every run."""
-    from scalinglab.train.mnist import FAMILY
+    from scalinglab.families.mnist.train import FAMILY
 
     grid = MnistGrid.from_dict({"widths": [4], "fractions": [1], **read_grid_file(path)}, origin=str(path))
     return [FAMILY.cost(c) for c in grid.configs()]

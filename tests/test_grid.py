@@ -1,7 +1,7 @@
 import pytest
 
 from scalinglab.errors import ConfigError
-from scalinglab.sweep.grid import PRESETS, MnistGrid, read_grid_file
+from scalinglab.families.mnist.grid import PRESETS, MnistGrid, read_grid_file
 
 
 def test_full_preset_is_the_whole_exercise():

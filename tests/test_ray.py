@@ -14,7 +14,7 @@ from faults.families import NAME as FAULTY, marker_path
 from scalinglab.errors import ConfigError
 from scalinglab.store import RunStore
 from scalinglab.sweep.engine import run_sweep
-from scalinglab.sweep.grid import MnistGrid
+from scalinglab.families.mnist.grid import MnistGrid
 from test_sweep_resume import check_against_reference
 
 try:

@@ -10,8 +10,8 @@ import pytest
 
 from cli_helpers import kill_after_completions, scalinglab_cmd
 from scalinglab.store import RunStore
-from scalinglab.study import sweep_mnist
-from scalinglab.sweep.grid import MnistGrid
+from scalinglab.families.mnist.study import sweep_mnist
+from scalinglab.families.mnist.grid import MnistGrid
 
 GRID = dict(widths="4,6", fractions="1,1/2,1/4", seeds="0,1", train_limit=1500, precision="fp32")
 FLAGS = ["--widths", "4,6", "--fractions", "1,1/2,1/4", "--seeds", "0,1", "--train-limit", "1500",

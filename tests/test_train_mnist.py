@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 from scalinglab.errors import ConfigError
-from scalinglab.models.cnn import train_flops_per_example
-from scalinglab.train.mnist import FAMILY, MnistRunConfig, MnistTensors, data_order, train_run
-from scalinglab.train.reference import textbook_run
+from scalinglab.families.mnist.model import train_flops_per_example
+from scalinglab.families.mnist.train import FAMILY, MnistRunConfig, MnistTensors, data_order, train_run
+from scalinglab.families.mnist.reference import textbook_run
 
 TINY = dict(width=4, fraction=0.5, train_limit=2000, batch_size=64, precision="fp32")
 

@@ -12,18 +12,28 @@ import sys
 
 from scalinglab.errors import ScalingLabError
 
-# Command-group modules, in the order their commands appear in --help.
-_GROUPS = ("mnist", "fit", "data", "lm", "report", "importers")
+# Command-group modules, in the order their commands appear in --help. Each has
+# ``register(sub, study_sub)``; a family module may also have ``register_sweep(sweep_sub)``.
+_GROUPS = ("study", "mnist", "lm", "fit", "data", "report", "importers")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from scalinglab.cli.study import register_generic
+
     parser = argparse.ArgumentParser(
         prog="scalinglab",
         description="Run, record, fit and show neural scaling laws.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    study = sub.add_parser("study", help="run a whole study: sweep, fits, report")
-    study_sub = study.add_subparsers(dest="family", required=True, metavar="FAMILY")
+    study = sub.add_parser("study", help="run a whole study: sweep, fits, report",
+                           description="A family preset (study mnist, study lm) or your own family: "
+                                       "study --family module:ATTR --config design.toml")
+    sweep = sub.add_parser("sweep", help="run a grid of training runs into the database",
+                           description="A family's grid (sweep mnist) or your own family: "
+                                       "sweep --family module:ATTR --config design.toml")
+    register_generic(study, sweep)
+    study_sub = study.add_subparsers(dest="preset_family", metavar="FAMILY")
+    sweep_sub = sweep.add_subparsers(dest="preset_family", metavar="FAMILY")
     for name in _GROUPS:
         try:
             module = importlib.import_module(f"scalinglab.cli.{name}")
@@ -32,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub, study_sub)
+        if hasattr(module, "register_sweep"):
+            module.register_sweep(sweep_sub)
     return parser
 
 

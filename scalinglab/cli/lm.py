@@ -8,6 +8,8 @@ from scalinglab.errors import ConfigError
 
 
 def register(sub, study_sub) -> None:
+    from scalinglab.cli.study import add_run_options
+
     st = study_sub.add_parser(
         "lm", help="language-model scaling on Shakespeare: IsoFLOP sweep, Approach 2 and 3 fits",
         description="Train the preset's tiny transformers (each to its own token budget, with its own "
@@ -15,18 +17,14 @@ def register(sub, study_sub) -> None:
                     "Approaches 2 and 3 with bootstrap intervals, the noise scale against loss, and "
                     "learning-curve forecasts. Finished runs are skipped, so re-running resumes.")
     st.add_argument("--preset", default="quick", help="smoke | quick | full (default: quick)")
-    st.add_argument("--db", default="runs.db", help="run database (default: runs.db)")
     st.add_argument("--out", help="folder for lm_study.json, lm_summary.txt and plots "
                                   "(default: study-lm-<preset>)")
-    st.add_argument("--workers", type=int, default=2, help="worker processes (0: train in this process)")
     st.add_argument("--corpus", help="'shakespeare' (default), a text file or a folder of text files")
     st.add_argument("--tokenizer", choices=("bpe", "bytes"), help="override the preset's tokenizer")
     st.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default: the preset's, 512)")
     st.add_argument("--precision", choices=("fp32", "bf16"),
                     help="override autocast (default: bf16 where the CPU has native bf16, else fp32)")
-    st.add_argument("--executor", choices=("local", "ray"), default="local")
-    st.add_argument("--address", help="Ray cluster address (with --executor ray)")
-    st.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_run_options(st)
     st.set_defaults(func=cmd_study_lm)
 
     ns = sub.add_parser("noise-scale", help="measure the gradient noise scale B_simple along a training run",
@@ -44,8 +42,10 @@ def register(sub, study_sub) -> None:
 
 
 def cmd_study_lm(args) -> int:
-    from scalinglab.lm_study import run_lm_study
+    from scalinglab.cli.study import check_run_options
+    from scalinglab.families.lm.study import run_lm_study
 
+    check_run_options(args)
     overrides = {}
     for flag, key in (("corpus", "corpus"), ("tokenizer", "tokenizer"), ("vocab_size", "vocab_size"),
                       ("precision", "precision")):
@@ -59,7 +59,7 @@ def cmd_study_lm(args) -> int:
 
 
 def cmd_noise_scale(args) -> int:
-    from scalinglab.train.noise_scale import mnist_noise_scale
+    from scalinglab.families.mnist.noise_scale import mnist_noise_scale
 
     for name in ("width", "batch_size", "splits", "epochs", "points"):
         if getattr(args, name) < 1:

@@ -1,10 +1,12 @@
 """Fitting scaling laws to runs: the three approaches of Hoffmann et al. 2022 and more.
 
-    from scalinglab.fit import load_runs, ChinchillaFit, bootstrap
-    runs = load_runs("runs.csv")                 # columns N, D, C, loss (+ run, seed)
-    fit = ChinchillaFit().fit(runs)              # Approach 3, 4,500-start Huber fit
-    boot = bootstrap(fit, runs, n_resamples=1000, at_flops=[1e24])
-    boot.summary()                               # estimate, se, 95% interval per quantity
+    from scalinglab.fit import fit_law, fit_groups
+    res = fit_law("runs.csv", "chinchilla", n_resamples=1000, at_flops=[1e24])   # a FitResult
+    res.params, res.derived["a"], res.intervals["N_opt@1e+24"], res.warnings
+    res.summary()                                # estimate, se, interval and its method per quantity
+    fits = fit_groups("runs.csv", "isoflop", group_by="dataset", isoflop_method="akima")
+
+The estimators behind it (ChinchillaFit, bootstrap, isoflop_profiles, ...) are exported too.
 
 See docs/fitting.md for the laws, the fitting recipe and the published laws.
 """
@@ -21,10 +23,11 @@ from scalinglab.fit.allocate import (
     law_from_dict,
     load_law,
 )
-from scalinglab.fit.backtest import BacktestResult, backtest
+from scalinglab.fit.backtest import BacktestResult, backtest, error_summary
 from scalinglab.fit.bootstrap import BootstrapResult, bootstrap, bootstrap_statistic, resample_counts
+from scalinglab.fit.fitting import LAWS, Law, check_table, fit_groups, fit_law, register_law
 from scalinglab.fit.frontier import Approach1Result, FrontierFit, approach1, compute_frontier, fit_frontier
-from scalinglab.fit.isoflop import IsoFlopResult, group_budgets, isoflop_profiles
+from scalinglab.fit.isoflop import IsoFlopResult, budget_of_runs, group_budgets, isoflop_profiles
 from scalinglab.fit.parametric import (
     COARSE_GRID,
     HOFFMANN_GRID,
@@ -36,9 +39,12 @@ from scalinglab.fit.parametric import (
     fit_kaplan,
     fit_power_law,
 )
-from scalinglab.fit.table import drop_highest_loss, load_runs, read_store_runs, read_table
+from scalinglab.fit.result import FitResult, Interval
+from scalinglab.fit.table import drop_highest_loss, load_runs, load_runs_selection, read_store_runs, read_table
 
 __all__ = [
+    "LAWS", "FitResult", "Interval", "Law", "budget_of_runs", "check_table", "error_summary", "fit_groups",
+    "fit_law", "load_runs_selection", "register_law",
     "PUBLISHED_LAWS", "Allocation", "AllocationRule", "Approach1Result", "BacktestResult", "BootstrapResult",
     "COARSE_GRID", "ChinchillaFit", "ChinchillaLaw", "ConvergenceWarning", "FrontierFit", "HOFFMANN_GRID",
     "InferenceAllocation", "IsoFlopResult", "KaplanFit", "KaplanLaw", "PowerLawFit", "approach1", "backtest",

@@ -120,16 +120,23 @@ class KaplanLaw:
 
 @dataclass(frozen=True, slots=True)
 class AllocationRule:
-    """N_opt = N_coef C^a from Approach 1 or 2, with an optional loss law L(C) = E + A C^-alpha."""
+    """N_opt = N_coef C^a from Approach 1 or 2, with an optional loss law L(C) = E + A C^-alpha.
+
+    D_opt = D_coef C^b when the fit measured it (the runs' own D), else C / (6 N_opt).
+    """
 
     N_coef: float
     a: float
     loss_E: float | None = None
     loss_A: float | None = None
     loss_alpha: float | None = None
+    D_coef: float | None = None
+    b: float | None = None
 
     def compute_optimal(self, flops):
         N = self.N_coef * flops ** self.a
+        if self.D_coef is not None and self.b is not None:
+            return N, self.D_coef * flops ** self.b
         return N, flops / (6.0 * N)
 
     def loss_at(self, N, D, flops):
@@ -210,50 +217,142 @@ class InferenceAllocation:
         return asdict(self)
 
 
+_POSITIVE = {"chinchilla": ("E", "A", "B", "alpha", "beta"), "kaplan": ("N_c", "D_c", "alpha_N", "alpha_D")}
+
+
+def _saved_number(d: dict, key: str, where: str, *, positive: bool = True) -> float:
+    """A saved fit's number, refused unless it is a finite (positive) JSON number."""
+    if key not in d:
+        raise FitError(f"saved fit lacks {where}{key!r}; re-save it with `scalinglab fit --save`")
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise FitError(f"saved fit: {where}{key!r} must be a number, got {json.dumps(v)[:40]}; "
+                       "re-save it with `scalinglab fit --save`")
+    v = float(v)
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise FitError(f"saved fit: {where}{key!r} = {v:g} is not {'a positive' if positive else 'a finite'} "
+                       "number; re-save it with `scalinglab fit --save`")
+    return v
+
+
 def law_from_dict(d: dict[str, Any]) -> Any:
-    """An allocation law from a saved fit (``scalinglab fit --save``)."""
+    """An allocation law from a saved fit (``scalinglab fit --save``), every field checked.
+
+    Reads the FitResult schema (``params`` and ``derived``); a flat dict with
+    the parameters at the top level (older saves) is read too.
+    """
+    if not isinstance(d, dict):
+        raise FitError("a saved fit is a JSON object with a 'law' key")
     kind = d.get("law")
-    try:
-        if kind == "chinchilla":
-            return ChinchillaLaw(**{k: float(d[k]) for k in ("E", "A", "B", "alpha", "beta")})
-        if kind == "kaplan":
-            return KaplanLaw(**{k: float(d[k]) for k in ("N_c", "D_c", "alpha_N", "alpha_D")})
+    if "schema_version" in d:
+        params, derived = d.get("params"), d.get("derived")
+        if not isinstance(params, dict) or not isinstance(derived, dict):
+            raise FitError("saved fit: 'params' and 'derived' must be JSON objects; re-save it with "
+                           "`scalinglab fit --save`")
+        where_p, where_d = "params.", "derived."
+    else:
+        params = derived = d
+        where_p = where_d = ""
+    if kind in _POSITIVE:
+        values = {k: _saved_number(params, k, where_p) for k in _POSITIVE[kind]}
+        return ChinchillaLaw(**values) if kind == "chinchilla" else KaplanLaw(**values)
+    if kind in ("frontier", "isoflop", "approach1"):
+        if "schema_version" not in d:
+            raise FitError(f"this {kind} fit was saved in an older format; re-save it with `scalinglab fit --save`")
+        if "N_coef" not in params:
+            raise FitError(f"this {kind} fit has no compute-optimal exponents (the runs lacked N and D, or fewer "
+                           "than 2 budgets had a minimum), so it cannot split compute between N and D")
+        rule = dict(N_coef=_saved_number(params, "N_coef", where_p), a=_saved_number(derived, "a", where_d))
+        if "D_coef" in params and "b" in derived:
+            rule.update(D_coef=_saved_number(params, "D_coef", where_p), b=_saved_number(derived, "b", where_d))
         if kind == "frontier":
-            a1 = d.get("approach1")
-            if not a1:
-                raise FitError("this frontier fit has no Approach 1 exponents (the runs lacked N and D), "
-                               "so it cannot split compute between N and D")
-            return AllocationRule(N_coef=float(a1["N_coef"]), a=float(a1["a"]), loss_E=float(d["E"]),
-                                  loss_A=float(d["A"]), loss_alpha=float(d["alpha"]))
-        if kind == "isoflop":
-            if d.get("a") is None or d.get("N_coef") is None:
-                raise FitError("this IsoFLOP fit has no exponents (fewer than 2 usable budgets)")
-            return AllocationRule(N_coef=float(d["N_coef"]), a=float(d["a"]))
-    except KeyError as exc:
-        raise FitError(f"saved {kind} fit lacks {exc.args[0]!r}; re-save it with `scalinglab fit --save`") from None
+            rule.update(loss_E=_saved_number(params, "E", where_p), loss_A=_saved_number(params, "A", where_p),
+                        loss_alpha=_saved_number(params, "alpha", where_p))
+        return AllocationRule(**rule)
     if kind == "power":
         raise FitError("a one-variable power law cannot split compute between N and D; "
                        "fit --law chinchilla or kaplan and save that")
-    raise FitError(f"unknown law {kind!r} in the saved fit; expected chinchilla, kaplan, frontier or isoflop")
+    raise FitError(f"unknown law {str(kind)[:40]!r} in the saved fit; expected chinchilla, kaplan, frontier, "
+                   "approach1 or isoflop")
 
 
-def load_law(spec: str) -> tuple[str, Any]:
-    """A published law by name, or a fit saved as JSON; returns (name, law)."""
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number a fit can hold")
+
+
+def read_saved_fit(path: Path) -> dict[str, Any]:
+    """The JSON object of a saved fit; one-line DataError for a directory, bad JSON, NaN or deep nesting."""
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; give the JSON file written by `scalinglab fit --save`")
+    try:
+        d = json.loads(path.read_text(), parse_constant=_reject_constant)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); save fits with `scalinglab fit --save`") from None
+    except ValueError as exc:
+        raise DataError(f"{path} holds {exc}; save fits with `scalinglab fit --save`") from None
+    except RecursionError:
+        raise DataError(f"{path} is nested too deeply to be a saved fit") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if not isinstance(d, dict):
+        raise DataError(f"{path} does not hold a saved fit (expected a JSON object with a 'law' key)")
+    return d
+
+
+def load_law(spec: str, *, with_result: bool = False):
+    """A published law by name, or a fit saved as JSON: (name, law), plus the saved dict if ``with_result``."""
     if spec in PUBLISHED_LAWS:
-        return spec, PUBLISHED_LAWS[spec].law
+        return (spec, PUBLISHED_LAWS[spec].law, None) if with_result else (spec, PUBLISHED_LAWS[spec].law)
     path = Path(spec)
     if path.suffix.lower() == ".json" or path.exists():
         if not path.exists():
             raise DataError(f"law file not found: {path}")
-        try:
-            d = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path} is not valid JSON ({exc}); save fits with `scalinglab fit --save`") from None
-        if not isinstance(d, dict):
-            raise DataError(f"{path} does not hold a saved fit (expected a JSON object with a 'law' key)")
-        return str(path), law_from_dict(d)
+        d = read_saved_fit(path)
+        law = law_from_dict(d)
+        return (str(path), law, d) if with_result else (str(path), law)
     names = ", ".join(PUBLISHED_LAWS)
     raise FitError(f"unknown law {spec!r}: use one of {names}, or a fit saved with `scalinglab fit --save FILE.json`")
+
+
+def allocate_with_intervals(law: Any, flops: float, saved: dict | None, *, name: str = "law"):
+    """:func:`compute_optimal`, and percentile intervals from a saved fit's bootstrap draws (``{}`` without)."""
+    alloc = compute_optimal(law, flops, name=name)
+    draws = (saved or {}).get("samples") if isinstance(saved, dict) else None
+    if not isinstance(draws, dict) or not draws.get("rows"):
+        return alloc, {}
+    cols, rows = draws.get("columns"), draws.get("rows")
+    if not isinstance(cols, list) or not all(isinstance(r, list) and len(r) == len(cols) for r in rows):
+        raise FitError("saved fit: 'samples' must hold 'columns' and equally long 'rows'; re-save the fit")
+    level = float(((saved.get("method") or {}).get("level")) or 0.95)
+    values: dict[str, list[float]] = {"N_opt": [], "D_opt": [], "tokens_per_param": [], "loss": []}
+    for row in rows:
+        rec = dict(zip(cols, row))
+        if rec.get("converged") is False:
+            continue
+        params = {k: v for k, v in rec.items() if k != "converged"}
+        try:
+            with np.errstate(all="ignore"):
+                one = compute_optimal(law_from_dict({**saved, "params": {**saved["params"], **params},
+                                                     "derived": {**saved["derived"], **_derived_exponents(params)}}),
+                                      flops)
+        except (FitError, ZeroDivisionError, OverflowError, ValueError):
+            continue
+        for k in values:
+            v = getattr(one, k)
+            if v is not None and math.isfinite(v):
+                values[k].append(v)
+    out = {}
+    for k, v in values.items():
+        if len(v) >= 2:
+            lo, hi = np.percentile(v, [50 * (1 - level), 50 * (1 + level)])
+            out[k] = {"lo": float(lo), "hi": float(hi), "se": float(np.std(v, ddof=1)), "level": level,
+                      "method": "bootstrap", "n_resamples": len(rows), "n_failed": len(rows) - len(v)}
+    return alloc, out
+
+
+def _derived_exponents(params: dict) -> dict:
+    """The allocation exponents a resample's draw carries (Approach 1/2 store a, b with the coefficients)."""
+    return {k: params[k] for k in ("a", "b") if k in params}
 
 
 def _check_flops(flops: float) -> float:

@@ -153,7 +153,7 @@ def bootstrap(estimator: _LawFit, runs: pd.DataFrame, *, n_resamples: int = 1000
                       "absolute error, whose minimum is not unique when runs repeat the same N and D), so the "
                       "intervals understate the uncertainty; fit one run per setting or use starts='grid'",
                       UserWarning, stacklevel=2)
-    ok &= (weights > 0).sum(1) >= len(estimator.param_names)
+    ok &= (weights > 0).sum(1) >= getattr(estimator, "n_free_params", len(estimator.param_names))
 
     params = estimator._to_params(x)
     values = {name: params[:, j] for j, name in enumerate(estimator.param_names)}

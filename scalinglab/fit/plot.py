@@ -1,17 +1,13 @@
-"""Draw a fit for ``scalinglab fit --plot``: data from the fit objects, pixels from matplotlib."""
+"""Draw a fit for ``scalinglab fit --plot``: data from the FitResult, pixels from matplotlib."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from scalinglab.errors import DataError
-from scalinglab.fit.allocate import KaplanLaw
-from scalinglab.fit.frontier import FrontierFit
-from scalinglab.fit.isoflop import IsoFlopResult
-from scalinglab.fit.parametric import ChinchillaFit, KaplanFit, PowerLawFit
+from scalinglab.fit.result import FitResult
 
 
 def _figure(ncols: int):
@@ -38,69 +34,109 @@ def _cgrid(c: np.ndarray, n: int = 200) -> np.ndarray:
     return np.logspace(np.log10(c.min()) - 0.3, np.log10(c.max()) + 0.5, n)
 
 
-def plot_fit(fit, runs: pd.DataFrame, path, *, holdout_above: float | None = None) -> Path:
-    """PNG of a fitted law (or IsoFLOP result) against its runs; returns the path."""
-    if isinstance(fit, IsoFlopResult):
-        return _plot_isoflop(fit, runs, path)
-    if isinstance(fit, FrontierFit):
-        plt, fig, (ax,) = _figure(1)
-        ax.scatter(runs["C"], runs["loss"], s=10, c="0.7", label="runs")
-        ax.scatter(fit.frontier_["C"], fit.frontier_["loss"], s=18, c="C3", label="frontier")
-        cg = _cgrid(runs["C"].to_numpy(float))
-        ax.plot(cg, fit.predict(cg), "k-", label=f"E + A C^-α, α={fit.alpha_:.3f}, E={fit.E_:.3f}")
-        ax.set(xscale="log", xlabel="training FLOPs C", ylabel="loss", title="compute frontier")
-    elif isinstance(fit, PowerLawFit):
-        plt, fig, (ax,) = _figure(1)
-        x = runs[fit.x].to_numpy(float)
-        ax.scatter(x, runs["loss"], s=10, c="C0", label="runs")
-        xg = _cgrid(x)
-        ax.plot(xg, fit.predict(xg), "k-", label=f"E + A x^-α, α={fit.alpha_:.3f}, E={fit.E_:.3f}")
-        ax.set(xscale="log", xlabel=fit.x, ylabel="loss", title="power law")
-    elif isinstance(fit, (ChinchillaFit, KaplanFit)):
-        plt, fig, (ax1, ax2) = _figure(2)
-        pred = fit.predict(runs)
-        sc = ax1.scatter(runs["C"], runs["loss"], s=10, c=np.log10(runs["N"]), cmap="viridis")
-        fig.colorbar(sc, ax=ax1, label="log10 N")
-        cg = _cgrid(runs["C"].to_numpy(float))
-        if isinstance(fit, ChinchillaFit):
-            opt = fit.compute_optimal(cg)
-            n_opt, d_opt = opt["N_opt"].to_numpy(), opt["D_opt"].to_numpy()
-        else:
-            law = KaplanLaw(**fit.params_)
-            n_opt, d_opt = np.array([law.compute_optimal(c) for c in cg]).T
-        ax1.plot(cg, fit.predict(np.column_stack([n_opt, d_opt])), "k-", label="compute-optimal L(C)")
-        ax1.set(xscale="log", xlabel="training FLOPs C", ylabel="loss", title=f"{fit.law} fit")
-        lim = [min(pred.min(), runs["loss"].min()), max(pred.max(), runs["loss"].max())]
-        ax2.scatter(runs["loss"], pred, s=10)
-        ax2.plot(lim, lim, "k--", lw=1)
-        ax2.set(xlabel="measured loss", ylabel="predicted loss", title="parity")
-        ax = ax1
+def _optimal_curve(res: FitResult, cg: np.ndarray) -> np.ndarray | None:
+    """Loss along the law's compute-optimal allocation on ``cg`` (Chinchilla, Kaplan), else None."""
+    from scalinglab.fit.fitting import LAWS, Settings
+    spec = LAWS[res.law]
+    d = spec.derived({k: np.asarray([v]) for k, v in res.params.items()}, Settings(at_flops=tuple(cg)))
+    loss = [d.get(f"loss@{c:.15g}") for c in cg]
+    return None if any(v is None for v in loss) else np.concatenate(loss)
+
+
+def _draw(ax, res: FitResult, color, label: str = "") -> None:
+    """One fit's runs and curve on ``ax`` (the left panel of its single plot)."""
+    runs = res.runs
+    if res.law == "isoflop":
+        prof = res.tables["profiles"]
+        ok = prof["N_opt"].notna()
+        ax.scatter(prof.loc[ok, "C"], prof.loc[ok, "N_opt"], color=color, s=18)
+        if np.isfinite(res.derived.get("a", np.nan)):
+            cg = _cgrid(prof["C"].to_numpy(float))
+            ax.plot(cg, res.params["N_coef"] * cg ** res.derived["a"], color=color,
+                    label=f"{label}N_opt ∝ C^{res.derived['a']:.3f}")
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N_opt")
+        return
+    if res.law == "approach1":
+        pts = res.tables["frontier"]
+        ax.scatter(pts["C"], pts["N_opt"], color=color, s=18)
+        cg = _cgrid(pts["C"].to_numpy(float))
+        ax.plot(cg, res.params["N_coef"] * cg ** res.derived["a"], color=color,
+                label=f"{label}N_opt ∝ C^{res.derived['a']:.3f}")
+        ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N_opt (frontier runs)")
+        return
+    x = res.method.get("x", "C") if res.law == "power" else "C"
+    xs = runs[x].to_numpy(float)
+    ax.scatter(xs, runs["loss"], s=8, color=color, alpha=0.35)
+    grid = _cgrid(xs)
+    if res.law in ("power", "frontier"):
+        if res.law == "frontier":
+            ax.scatter(res.tables["frontier"]["C"], res.tables["frontier"]["loss"], s=18, color=color)
+        curve = res.estimator.predict(grid)
+        text = f"α={res.params['alpha']:.3f}, E={res.params['E']:.3f}"
     else:
-        raise DataError(f"cannot plot a {type(fit).__name__}")
-    if holdout_above is not None:
-        ax.axvline(holdout_above, color="C1", ls=":", label="back-test split")
+        curve = _optimal_curve(res, grid)
+        text = "compute-optimal L(C)"
+    if curve is not None:
+        ax.plot(grid, curve, color=color, label=f"{label}{text}")
+    ax.set(xscale="log", xlabel=f"{x}" if x != "C" else "training FLOPs C", ylabel="loss")
+
+
+def plot_fit(res: FitResult, path) -> Path:
+    """PNG of one fit against its runs (IsoFLOP: profiles and N_opt; N, D laws: also a parity panel)."""
+    if not isinstance(res, FitResult):
+        raise DataError(f"cannot plot a {type(res).__name__}; pass a FitResult")
+    two = res.law in ("isoflop", "chinchilla", "kaplan")
+    plt, fig, axes = _figure(2 if two else 1)
+    if res.law == "isoflop":
+        _profiles_panel(axes[0], res)
+        _draw(axes[1], res, "k")
+        axes[1].set_title("optimal size")
+    else:
+        _draw(axes[0], res, "C0")
+        axes[0].set_title(f"{res.law} fit")
+    if res.law in ("chinchilla", "kaplan"):
+        runs = res.runs
+        pred = res.estimator.predict(runs)
+        lim = [min(pred.min(), runs["loss"].min()), max(pred.max(), runs["loss"].max())]
+        axes[1].scatter(runs["loss"], pred, s=10)
+        axes[1].plot(lim, lim, "k--", lw=1)
+        axes[1].set(xlabel="measured loss", ylabel="predicted loss", title="parity")
+    if res.backtest is not None and res.law != "isoflop":
+        axes[0].axvline(res.backtest["holdout_above"], color="C1", ls=":", label="back-test split")
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(plt, fig, path)
+
+
+def _profiles_panel(ax, res: FitResult) -> None:
+    runs, prof = res.runs, res.tables["profiles"]
+    budgets = prof["C"].to_numpy(float)
+    which = np.searchsorted(budgets, runs["_budget"].to_numpy(float))
+    for i, row in prof.iterrows():
+        sel = runs[which == i]
+        color = f"C{i % 10}"
+        ax.scatter(sel["N"], sel["loss"], s=10, color=color)
+        if not np.isfinite(row["N_opt"]):
+            continue
+        if np.isfinite(row["curvature"]):
+            ng = np.logspace(np.log10(row["N_min_sampled"]), np.log10(row["N_max_sampled"]), 50)
+            ax.plot(ng, row["loss_opt"] + row["curvature"] * (np.log(ng) - np.log(row["N_opt"])) ** 2,
+                    color=color, lw=1)
+        else:
+            mean = sel.groupby("N")["loss"].mean()
+            ax.plot(mean.index, mean.to_numpy(), color=color, lw=1)
+        ax.scatter([row["N_opt"]], [row["loss_opt"]], marker="x" if row["inside"] else "o", color=color, s=40)
+    ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
+           title=f"IsoFLOP profiles ({res.method.get('isoflop_method')}; x: minimum)")
+
+
+def plot_groups(results: dict, path, *, title: str = "") -> Path:
+    """PNG of one fit per group, one colour per group."""
+    plt, fig, (ax,) = _figure(1)
+    for i, (value, res) in enumerate(results.items()):
+        _draw(ax, res, f"C{i % 10}", label=f"{value}: ")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(plt, fig, path)
 
-
-def _plot_isoflop(result: IsoFlopResult, runs: pd.DataFrame, path) -> Path:
-    plt, fig, (ax1, ax2) = _figure(2)
-    prof = result.profiles
-    for i, row in prof.iterrows():
-        sel = runs[result.run_profile == i]
-        ax1.scatter(sel["N"], sel["loss"], s=10, color=f"C{i % 10}")
-        if np.isfinite(row["N_opt"]):
-            ng = np.logspace(np.log10(row["N_min_sampled"]), np.log10(row["N_max_sampled"]), 50)
-            parabola = row["loss_opt"] + row["curvature"] * (np.log(ng) - np.log(row["N_opt"])) ** 2
-            ax1.plot(ng, parabola, color=f"C{i % 10}", lw=1)
-            ax1.scatter([row["N_opt"]], [row["loss_opt"]], marker="x" if row["inside"] else "o",
-                        color=f"C{i % 10}", s=40)
-    ax1.set(xscale="log", xlabel="parameters N", ylabel="loss", title="IsoFLOP profiles (x: minimum)")
-    ok = prof["N_opt"].notna()
-    ax2.scatter(prof.loc[ok, "C"], prof.loc[ok, "N_opt"], c=np.where(prof.loc[ok, "inside"], "C0", "C3"))
-    if np.isfinite(result.a):
-        cg = _cgrid(prof["C"].to_numpy(float))
-        ax2.plot(cg, result.n_opt(cg), "k-", label=f"N_opt ∝ C^{result.a:.3f}")
-        ax2.legend(fontsize=8)
-    ax2.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N_opt", title="optimal size")
-    return _save(plt, fig, path)

@@ -3,17 +3,22 @@
 Every fit in scalinglab reads the same clean frame: one row per finished run
 with columns ``N`` (parameters), ``D`` (training tokens or examples), ``C``
 (training FLOPs) and ``loss``, plus ``run`` (an id) and, when present,
-``seed``. Missing D or C are derived with C = 6 N D (Kaplan et al. 2020,
-sec. 2.1; Hoffmann et al. 2022). Sources: CSV, Parquet, or a scalinglab
+``seed``, then every other column of the table (for filters and groups).
+A missing N, D or C is derived from the other two with C = 6 N D (Kaplan
+et al. 2020, sec. 2.1; Hoffmann et al. 2022) unless FLOPs per token are
+given. Sources: CSV, Parquet, or a scalinglab
 SQLite run store (table ``runs``, only ``status = 'complete'`` rows).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import sqlite3
 import warnings
 from pathlib import Path
+from typing import Callable, Union
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
@@ -37,33 +42,65 @@ _PARQUET = {".parquet", ".pq"}
 _SQLITE = {".db", ".sqlite", ".sqlite3"}
 
 
-def read_store_runs(path: str | Path) -> pd.DataFrame:
-    """Completed runs from a scalinglab SQLite store: ``SELECT * FROM runs WHERE status='complete'``.
+# Store columns that describe how a run was executed, not what it was: never fit inputs or experiment labels.
+_STORE_BOOKKEEPING = ("status", "cost_flops", "curve", "metrics", "wall_s", "error", "code_version", "versions",
+                      "owner", "heartbeat", "attempts", "created", "finished", "config")
 
-    A run's seed lives in its JSON ``config`` when the table has no ``seed`` column; it is copied out.
+
+def read_store_runs(path: str | Path) -> pd.DataFrame:
+    """Completed runs from a scalinglab SQLite store (``status = 'complete'``), one column per config key.
+
+    Scalar entries of each run's JSON ``config`` (seed, lr, dropout, ...)
+    become columns, and ``study`` names the run's studies (joined by ``,``),
+    so ``--where``, ``--group-by`` and the mixed-experiment check can use
+    them. Bookkeeping columns (owner, heartbeat, ...) are left out.
     """
     try:
-        con = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{quote(str(Path(path).resolve()))}?mode=ro", uri=True)
     except sqlite3.Error as exc:
         raise DataError(f"cannot open {path} as a SQLite database ({exc})") from None
     try:
         runs = pd.read_sql_query("SELECT * FROM runs WHERE status = 'complete'", con)
+        try:
+            member = pd.read_sql_query("SELECT key, group_concat(study, ',') AS study FROM "
+                                       "(SELECT key, study FROM study_runs ORDER BY study) GROUP BY key", con)
+        except (sqlite3.Error, pd.errors.DatabaseError):
+            member = None
     except (sqlite3.Error, pd.errors.DatabaseError) as exc:
         raise DataError(f"{path} is not a scalinglab run store (no usable 'runs' table: {exc}); "
                         "pass a CSV or Parquet file, or a database written by scalinglab") from None
     finally:
         con.close()
-    if "seed" not in runs.columns and "config" in runs.columns:
-        def seed_of(text):
+    if "config" in runs.columns:
+        def scalars(text):
             try:
                 cfg = json.loads(text) if isinstance(text, str) else None
             except json.JSONDecodeError:
-                return None
-            return cfg.get("seed") if isinstance(cfg, dict) else None
-        seeds = runs["config"].map(seed_of)
-        if seeds.notna().any():
-            runs["seed"] = seeds
-    return runs
+                return {}
+            if not isinstance(cfg, dict):
+                return {}
+            return {k: v for k, v in cfg.items() if isinstance(v, (int, float, str, bool)) or v is None}
+        config = pd.DataFrame([scalars(t) for t in runs["config"]], index=runs.index)
+        config = config[[c for c in config.columns if c not in runs.columns]]
+        runs = pd.concat([runs, config], axis=1)
+    if member is not None and "key" in runs.columns and len(member):
+        runs = runs.merge(member, on="key", how="left") if "study" not in runs.columns else runs
+    return runs.drop(columns=[c for c in _STORE_BOOKKEEPING if c in runs.columns])
+
+
+def _check_header(path: Path, sep: str) -> None:
+    """Refuse a CSV whose header names a column twice (pandas would silently rename the second)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, delimiter=sep), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return                                   # read_csv reports these itself
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{path} names the column {name!r} twice; rename or delete one copy "
+                            "(scalinglab will not guess which one is meant)")
+        seen.add(name)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -71,6 +108,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise DataError(f"file not found: {path}")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass a .csv, .parquet or .db file")
     suffix = path.suffix.lower()
     try:
         if suffix in _SQLITE:
@@ -83,9 +122,11 @@ def read_table(path: str | Path) -> pd.DataFrame:
                                 "or save the table as CSV") from None
             return pd.read_parquet(path)
         if suffix in _CSV:
+            sep = "\t" if suffix == ".tsv" else ","
+            _check_header(path, sep)
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", index_col=False)
+                return pd.read_csv(path, sep=sep, index_col=False)
     except DataError:
         raise
     except pd.errors.ParserWarning as exc:
@@ -112,11 +153,24 @@ def _pick(raw: pd.DataFrame, key: str, given: str | None, flag: str) -> str | No
 
 
 def _numeric(raw: pd.DataFrame, column: str, name: str) -> np.ndarray:
-    values = pd.to_numeric(raw[column], errors="coerce")
-    bad_text = values.isna() & raw[column].notna()
+    """A column as floats; text, dates, booleans and integers too large for a float are refused by row."""
+    series = raw[column]
+    kind = series.dtype.kind
+    if kind in "mMb" or isinstance(series.dtype, pd.DatetimeTZDtype):
+        what = {"m": "durations", "M": "dates", "b": "true/false values"}.get(kind, "dates")
+        raise DataError(f"column {column!r} ({name}) holds {what} ({series.dtype}), not numbers; "
+                        f"name the right column for {name} or convert it")
+    try:
+        values = pd.to_numeric(series, errors="coerce")
+    except OverflowError:
+        big = [i for i, v in enumerate(series) if isinstance(v, int) and abs(v) > np.finfo(float).max]
+        i = big[0] if big else 0
+        raise DataError(f"column {column!r} ({name}): row {i} holds a {len(str(series.iloc[i]))}-digit integer, "
+                        "too large for a number of this kind; fix that row") from None
+    bad_text = values.isna() & series.notna()
     if bad_text.any():
         i = int(np.flatnonzero(bad_text.to_numpy())[0])
-        raise DataError(f"column {column!r} ({name}) is not numeric: row {i} holds {raw[column].iloc[i]!r}")
+        raise DataError(f"column {column!r} ({name}) is not numeric: row {i} holds {series.iloc[i]!r}")
     return values.to_numpy(dtype=float)
 
 
@@ -132,12 +186,38 @@ def check_positive(values: np.ndarray, column: str) -> None:
         if (values[np.isfinite(values)] <= 0).any():
             kinds.append("zero or negative")
         if np.isinf(values).any():
-            kinds.append("infinite")
+            kinds.append("infinite or too large")
         raise DataError(f"column {column!r} has {rows.size} {' and '.join(kinds)} value(s) (rows {shown}); "
                         "scaling-law fits need positive, finite values: fix or remove those runs")
 
 
-def load_runs(
+FlopsPerToken = Union[str, float, Callable[[np.ndarray], np.ndarray], None]
+
+
+def _flops_per_token(spec: FlopsPerToken, raw: pd.DataFrame, out: pd.DataFrame) -> tuple[np.ndarray | None, str]:
+    """FLOPs per token (or example) of each run, and how they were obtained."""
+    if spec is None:
+        return (6.0 * out["N"].to_numpy(float) if "N" in out else None), "6 N"
+    if isinstance(spec, str):
+        if spec not in raw.columns:
+            raise DataError(f"FLOPs-per-token column {spec!r} is not in the table; columns are: "
+                            + ", ".join(map(str, raw.columns)))
+        values = _numeric(raw, spec, "FLOPs per token")
+        check_positive(values, spec)
+        return values, f"column {spec!r}"
+    if callable(spec):
+        if "N" not in out:
+            return None, getattr(spec, "__name__", "a function of N")
+        values = np.asarray(spec(out["N"].to_numpy(float)), dtype=float)
+        check_positive(values, "FLOPs per token")
+        return values, f"{getattr(spec, '__name__', 'a function')} of N"
+    k = float(spec)
+    if not np.isfinite(k) or k <= 0:
+        raise DataError(f"FLOPs per token must be a positive multiple of N, a column or a function; got {spec!r}")
+    return (k * out["N"].to_numpy(float) if "N" in out else None), f"{k:g} N"
+
+
+def load_runs_selection(
     source: str | Path | pd.DataFrame,
     *,
     n: str | None = None,
@@ -146,60 +226,122 @@ def load_runs(
     loss: str | None = None,
     seed: str | None = None,
     x: str | None = None,
+    budget: str | None = None,
+    weight: str | None = None,
+    flops_per_token: FlopsPerToken = None,
     require: tuple[str, ...] = ("loss",),
-) -> pd.DataFrame:
-    """A clean runs frame (columns N, D, C, loss, run, [seed], [x]) from a file or DataFrame.
-
-    ``n``, ``d``, ``c``, ``loss``, ``seed`` name the source columns (defaults:
-    the first recognised alias, see ``ALIASES``); ``x`` names one more column
-    to keep under its own name (for a power law in an arbitrary variable).
-    ``require`` lists canonical columns that must end up present.
-    """
+) -> tuple[pd.DataFrame, dict]:
+    """:func:`load_runs` plus a record of the selection: source, columns used, derived columns and how."""
     raw = read_table(source) if not isinstance(source, pd.DataFrame) else source
-    where = source if not isinstance(source, pd.DataFrame) else "the table"
+    where = str(source) if not isinstance(source, pd.DataFrame) else "the table"
+    dup = pd.Index(raw.columns)[pd.Index(raw.columns).duplicated()]
+    if len(dup):
+        raise DataError(f"{where} names the column {dup[0]!r} twice; rename or delete one copy "
+                        "(scalinglab will not guess which one is meant)")
     if len(raw) == 0:
-        raise DataError(f"{where} has no runs (no rows{' with status complete' if str(where).endswith('.db') else ''})")
+        raise DataError(f"{where} has no runs (no rows{' with status complete' if where.endswith('.db') else ''})")
+    raw = raw.reset_index(drop=True)
     out = pd.DataFrame(index=pd.RangeIndex(len(raw)))
     source_of: dict[str, tuple[str, ...]] = {}        # canonical column -> the raw columns it comes from
+    columns: dict[str, str] = {}
+    derived: dict[str, str] = {}
     flags = {"N": ("--n", n), "D": ("--d", d), "C": ("--c", c), "loss": ("--loss", loss)}
     for key, (flag, given) in flags.items():
         col = _pick(raw, key, given, flag)
         if col is not None:
             out[key] = _numeric(raw, col, key)
             source_of[key] = (col,)
-    if "D" not in out and {"N", "C"} <= set(out):
-        out["D"] = out["C"] / (6.0 * out["N"])
-        source_of["D"] = source_of["N"] + source_of["C"]
-    if "C" not in out and {"N", "D"} <= set(out):
-        out["C"] = 6.0 * out["N"] * out["D"]
-        source_of["C"] = source_of["N"] + source_of["D"]
+            columns[key] = str(col)
+    fpt, fpt_text = _flops_per_token(flops_per_token, raw, out)
+    if "N" not in out and {"D", "C"} <= set(out):
+        if flops_per_token is not None and not callable(flops_per_token) and isinstance(flops_per_token, str):
+            raise DataError("cannot derive N from C and D when FLOPs per token come from a column; give N (--n)")
+        if callable(flops_per_token):
+            out["N"] = _solve_n(flops_per_token, out["C"].to_numpy(float) / out["D"].to_numpy(float))
+            derived["N"] = f"N solving {fpt_text} = C / D"
+        else:
+            k = 6.0 if flops_per_token is None else float(flops_per_token)
+            out["N"] = out["C"] / (k * out["D"])
+            derived["N"] = f"C / ({k:g} D)"
+        source_of["N"] = source_of["D"] + source_of["C"]
+        fpt, _ = _flops_per_token(flops_per_token, raw, out)
+    if "D" not in out and "C" in out and fpt is not None:
+        out["D"] = out["C"] / fpt
+        source_of["D"] = source_of.get("N", ()) + source_of["C"]
+        derived["D"] = f"C / ({fpt_text})"
+    if "C" not in out and "D" in out and fpt is not None:
+        out["C"] = fpt * out["D"]
+        source_of["C"] = source_of.get("N", ()) + source_of["D"]
+        derived["C"] = f"({fpt_text}) D"
     seed_col = _pick(raw, "seed", seed, "--seed")
     if seed_col is not None:
         out["seed"] = raw[seed_col].to_numpy()
+        columns["seed"] = str(seed_col)
     run_col = _pick(raw, "run", None, "")
     out["run"] = raw[run_col].astype(str).to_numpy() if run_col is not None else np.arange(len(raw)).astype(str)
-    if x is not None and x not in CANONICAL:
-        if x not in raw.columns:
-            raise DataError(f"column {x!r} (given with --x) is not in the table; columns are: "
+    for name, col, what in (("x", x, "--x"), ("budget", budget, "--budget"), ("weight", weight, "--weight")):
+        if col is None or col in CANONICAL:
+            continue
+        if col not in raw.columns:
+            raise DataError(f"column {col!r} (given with {what}) is not in the table; columns are: "
                             + ", ".join(map(str, raw.columns)))
-        out[x] = _numeric(raw, x, x)
-        source_of[x] = (x,)
-        require = (*require, x)
-    elif x is not None:
+        values = _numeric(raw, col, name)
+        if name == "weight":
+            if (~np.isfinite(values) | (values < 0)).any():
+                raise DataError(f"weight column {col!r} has negative, missing or infinite values; "
+                                "weights must be finite and >= 0")
+            out["weight"] = values
+        else:
+            check_positive(values, col)
+            out[col] = values
+        columns[name] = str(col)
+    if x is not None:
         require = (*require, x)
 
+    used = {c for cols in source_of.values() for c in cols} | {seed_col, run_col, weight}
+    for col in raw.columns:                           # keep the other columns for --where, --group-by, checks
+        if col not in out.columns and col not in used:
+            out[col] = raw[col].to_numpy()
     first = (*CANONICAL, "run", "seed")
     out = out[[k for k in first if k in out] + [k for k in out if k not in first]]
     for key in dict.fromkeys(require):
         if key not in out:
-            wanted = {"N": "parameter counts (--n COLUMN)", "D": "tokens (--d COLUMN, or give N and C)",
+            wanted = {"N": "parameter counts (--n COLUMN, or give D and C)",
+                      "D": "tokens (--d COLUMN, or give N and C)",
                       "C": "training FLOPs (--c COLUMN, or give N and D)", "loss": "losses (--loss COLUMN)"}
             cols = ", ".join(map(str, raw.columns))
             raise DataError(f"no column for {key}: this fit needs {wanted.get(key, key)}; columns are: {cols}")
-        for col in source_of[key]:                     # name the file's column, not the derived one
+        for col in source_of.get(key, ()):             # name the file's column, not the derived one
             check_positive(pd.to_numeric(raw[col], errors="coerce").to_numpy(dtype=float), col)
-        check_positive(out[key].to_numpy(), key)
-    return out
+        check_positive(out[key].to_numpy(dtype=float), key)
+    selection = {"source": where, "n_rows": int(len(raw)), "columns": columns, "derived": derived,
+                 "flops_per_token": fpt_text}
+    return out, selection
+
+
+def _solve_n(flops_per_token: Callable, target: np.ndarray) -> np.ndarray:
+    """N with flops_per_token(N) = target per run, by bisection in log N (the function must increase)."""
+    lo, hi = np.full(target.shape, -10.0), np.full(target.shape, 80.0)
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        above = np.asarray(flops_per_token(np.exp(mid)), dtype=float) > target
+        hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def load_runs(source: str | Path | pd.DataFrame, **options) -> pd.DataFrame:
+    """A clean runs frame (columns N, D, C, loss, run, [seed], then the table's other columns).
+
+    ``n``, ``d``, ``c``, ``loss``, ``seed`` name the source columns (defaults:
+    the first recognised alias, see ``ALIASES``); ``x``, ``budget`` name
+    more numeric columns to check and keep; ``weight`` a per-run weight
+    (kept as column ``weight``). A missing N, D or C is derived from the
+    other two with C = (FLOPs per token) D, FLOPs per token being 6 N unless
+    ``flops_per_token`` gives a multiple of N, a column or a function of N.
+    ``require`` lists canonical columns that must end up present. See
+    :func:`load_runs_selection` for the record of what was derived.
+    """
+    return load_runs_selection(source, **options)[0]
 
 
 def drop_highest_loss(runs: pd.DataFrame, k: int) -> pd.DataFrame:

@@ -3,7 +3,7 @@
 Three layers, each testable on its own:
 
 1. :func:`analyse_study` gathers every number the report shows from the same
-   calls the rest of scalinglab makes: :func:`scalinglab.study.analyse_mnist`
+   calls the rest of scalinglab makes: :func:`scalinglab.families.mnist.study.analyse_mnist`
    for the frontier law and Approach 1 exponents, and the estimators of
    :mod:`scalinglab.fit` (IsoFLOP profiles, Chinchilla fit, bootstrap,
    back-test) with the settings of the ``scalinglab fit`` CLI.
@@ -44,7 +44,7 @@ from scalinglab.fit import (
     isoflop_profiles,
 )
 from scalinglab.store import RunStore
-from scalinglab.study import FAMILY, FrontierAnalysis, analyse_mnist, select_lr, with_config_defaults
+from scalinglab.families.mnist.study import FAMILY, FrontierAnalysis, analyse_mnist, select_lr, with_config_defaults
 
 MIN_CHINCHILLA_POINTS = 8  # a 5-parameter law on fewer settings says nothing
 BUDGET_TOLERANCE = 0.05  # decades: group_budgets' default, as `scalinglab fit --law isoflop`
@@ -238,7 +238,7 @@ class ChinchillaOutcome:
 class DropoutAnalysis:
     """Every analysis of one dropout setting."""
 
-    frontier: FrontierAnalysis  # from scalinglab.study.analyse_mnist
+    frontier: FrontierAnalysis  # from scalinglab.families.mnist.study.analyse_mnist
     approach1: Approach1Result  # same call as inside analyse_frontier; gives the line coefficients
     fit_samples: pd.DataFrame | None  # bootstrap resamples of (E, A, alpha) behind frontier.fit's ci
     error_fit: dict | None  # frontier law of the error rate 1 - accuracy (params, se, ci)

@@ -16,7 +16,7 @@ from scalinglab.provenance import code_version, library_versions
 from scalinglab.store import TAKEN_OVER, RunStore, make_owner
 from scalinglab.sweep.eta import EtaModel, format_seconds
 from scalinglab.sweep.executors import InProcess, LocalPool
-from scalinglab.sweep.family import get_family
+from scalinglab.sweep.family import Family, resolve_family
 
 HEARTBEAT_SECONDS = 20.0
 
@@ -85,18 +85,25 @@ class _Heartbeat:
         self.thread.join()
 
 
-def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
+def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[dict], *,
               workers: int = 2, executor: str = "local", address: str | None = None,
               progress: bool = True, info: dict | None = None) -> SweepSummary:
     """Run every config of ``study`` that has not finished; returns a summary.
 
-    ``workers=0`` trains in this process (handy in notebooks and tests).
+    ``family`` is a Family object, a registered name (``"mnist_cnn"``,
+    ``"lm"``) or ``"module:attribute"``; its declared ``name`` is stored and
+    hashed into the run keys. ``workers=0`` trains in this process (handy in
+    notebooks and tests, and the only way to run a family defined in
+    ``__main__`` or a notebook cell, which worker processes cannot import).
     """
     if not configs:
         raise ConfigError("the sweep grid is empty: give at least one width, fraction and seed")
-    fam = get_family(family)
+    fam, spec = resolve_family(family)
+    if spec is None and not (executor == "local" and workers == 0):
+        raise ConfigError(f"family {fam.name!r} is defined where worker processes cannot import it (__main__ or "
+                          "a notebook); move it into a module and pass it as 'module:attribute', or use workers=0")
     costs = [fam.cost(c) for c in configs]  # also validates every config before any run starts
-    keys = store.add_study(study, family, configs, costs, info)
+    keys = store.add_study(study, fam.name, configs, costs, {**(info or {}), "family_spec": spec})
     todo = store.unfinished(study)
     skipped = len(set(keys)) - len(todo)
     counts = {"complete": 0, "failed": 0, "diverged": 0, TAKEN_OVER: 0, "held": 0}
@@ -112,7 +119,8 @@ def run_sweep(store: RunStore, study: str, family: str, configs: list[dict], *,
     eta = EtaModel(pool.capacity)
     bar = _progress(len(todo), progress)
     bar.set_postfix_str(f"ETA {format_seconds(eta.remaining(list(features.values())))} (first guess)")
-    queue = [(key, family, config) for key, config, _ in todo]
+    ref = spec if spec is not None else fam  # workers import the spec; in-process runs take the object
+    queue = [(key, ref, config) for key, config, _ in todo]
     in_flight: set[str] = set()
     heartbeat = _Heartbeat(store.path, owner)
     try:

@@ -47,12 +47,23 @@ def config_from_dict(cls, config: dict, what: str):
 
 
 class Family(Protocol):
-    """A model family the sweep engine can run (see ``scalinglab.sweep.mnist``)."""
+    """A model family the sweep engine can run: the one thing a user writes to study their own model.
 
-    name: str  # stored with every run, e.g. "mnist_cnn"
+    Required: ``name`` (stored with every run and hashed into its key, so
+    moving the module keeps the keys), ``cost``, ``data_key``, ``load_data``
+    and ``train``. Optional attributes the studies read when present:
+    ``variant_keys`` (config keys compared as variants, e.g. ``("dropout",)``),
+    ``tuned_keys`` (keys swept per setting, best kept, e.g. ``("lr",)``),
+    ``seed_key`` (default ``"seed"``), ``config_defaults()`` (values of keys a
+    config may omit), ``steps(config)`` (optimiser steps, for the ETA) and
+    ``report_extras(study, analysis)`` (extra report figures). Complete
+    examples: :mod:`scalinglab.families.mnist.train` and ``examples/``.
+    """
+
+    name: str  # e.g. "mnist_cnn"
 
     def cost(self, config: dict) -> float:
-        """Training FLOPs of the run, computed without training (scheduling, ETA)."""
+        """Training FLOPs of the run, computed without training (scheduling, ETA); raise to reject a config."""
 
     def data_key(self, config: dict) -> Any:
         """Runs with equal keys share the object ``load_data`` returns."""
@@ -67,9 +78,10 @@ class Family(Protocol):
 # Family name -> "module:attribute" of a Family instance. Imported lazily so a
 # worker process only pays for the family it runs.
 FAMILIES = {
-    "mnist_cnn": "scalinglab.train.mnist:FAMILY",
-    "lm": "scalinglab.train.lm:FAMILY",
+    "mnist_cnn": "scalinglab.families.mnist.train:FAMILY",
+    "lm": "scalinglab.families.lm.train:FAMILY",
 }
+REQUIRED = ("name", "cost", "data_key", "load_data", "train")
 
 
 def get_family(name: str) -> Family:
@@ -81,5 +93,46 @@ def get_family(name: str) -> Family:
     if name not in FAMILIES and ":" not in name:
         raise ConfigError(f"unknown model family {name!r}; known: {', '.join(FAMILIES)} "
                           "(or give your own as 'module:attribute')")
-    module, attr = FAMILIES.get(name, name).split(":")
-    return getattr(importlib.import_module(module), attr)
+    module, attr = FAMILIES.get(name, name).split(":", 1)
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"cannot import family module {module!r} ({exc}); check the spelling and that "
+                          "the module is on PYTHONPATH (run from its folder or pip install it)") from None
+    except AttributeError:
+        raise ConfigError(f"module {module!r} has no attribute {attr!r}; give the family object as "
+                          "'module:attribute'") from None
+    return check_family(obj, name)
+
+
+def check_family(obj: Any, what: str = "family") -> Family:
+    """``obj`` if it has every part of the Family protocol; otherwise a clear error naming what is missing."""
+    from scalinglab.errors import ConfigError
+
+    missing = [a for a in REQUIRED if not hasattr(obj, a)]
+    if missing:
+        raise ConfigError(f"{what} is not a scalinglab Family: it lacks {', '.join(missing)} "
+                          "(see scalinglab.Family and examples/)")
+    if not isinstance(obj.name, str) or not obj.name:
+        raise ConfigError(f"{what}: Family.name must be a non-empty string, got {obj.name!r}")
+    return obj
+
+
+def family_spec(obj: Any) -> str | None:
+    """``"module:attribute"`` under which worker processes can import the family object, if any."""
+    import sys
+
+    module = getattr(type(obj), "__module__", None)
+    mod = sys.modules.get(module) if module else None
+    if mod is None or module == "__main__":
+        return None
+    return next((f"{module}:{attr}" for attr, value in vars(mod).items() if value is obj), None)
+
+
+def resolve_family(family: "str | Family") -> tuple[Family, str | None]:
+    """The family object and its importable spec, from a name, a ``"module:attribute"`` or the object."""
+    if isinstance(family, str):
+        obj = get_family(family)
+        return obj, FAMILIES.get(family, family)
+    obj = check_family(family, f"family object {family!r}")
+    return obj, family_spec(obj)

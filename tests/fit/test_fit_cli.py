@@ -29,19 +29,23 @@ def test_fit_json_has_named_parameters_and_intervals(capsys, csv, tmp_path):
                          "--at-flops", "1e22", "--json", "--save", save)
     assert code == 0, err
     d = json.loads(out)
-    assert d["law"] == "chinchilla"
+    assert d["schema_version"] == 1 and d["law"] == "chinchilla"
     for k in ("E", "A", "B", "alpha", "beta"):
-        assert isinstance(d[k], float)
-        lo, hi = d["ci"][k]
-        assert lo <= d[k] <= hi and d["se"][k] > 0
-    assert "a" in d["ci"] and "N_opt@1e+22" in d["se"]
-    assert json.loads(save.read_text()) == d
-    # the saved fit drives allocate
+        iv = d["intervals"][k]
+        assert isinstance(d["params"][k], float) and iv["method"] == "bootstrap" and iv["n_resamples"] == 50
+        assert iv["lo"] <= d["params"][k] <= iv["hi"] and iv["se"] > 0 and iv["estimate"] == d["params"][k]
+    assert {"a", "b", "N_opt@1e+22", "D_opt@1e+22", "loss@1e+22"} <= set(d["derived"]) <= set(d["intervals"])
+    saved = json.loads(save.read_text())
+    assert {k: v for k, v in saved.items() if k != "samples"} == d and len(saved["samples"]["rows"]) == 50
+    # the saved fit drives allocate, with the fit's intervals
     code, out, err = run(capsys, "allocate", "--flops", "1e22", "--law", save, "--json")
     assert code == 0, err
     alloc = json.loads(out)
     assert set(alloc) >= {"N_opt", "D_opt", "tokens_per_param", "loss"}
-    assert alloc["N_opt"] == pytest.approx(d["compute_optimal"][0]["N_opt"])
+    assert alloc["N_opt"] == pytest.approx(d["derived"]["N_opt@1e+22"])
+    for k in ("N_opt", "D_opt", "loss"):
+        assert alloc["intervals"][k]["lo"] == pytest.approx(d["intervals"][f"{k}@1e+22"]["lo"], rel=1e-9)
+        assert alloc["intervals"][k]["hi"] == pytest.approx(d["intervals"][f"{k}@1e+22"]["hi"], rel=1e-9)
 
 
 def test_fit_text_backtest_and_plot(capsys, csv, tmp_path):
@@ -58,7 +62,7 @@ def test_other_laws(capsys, csv, law, extra):
     code, out, err = run(capsys, "fit", csv, "--law", law, "--bootstrap", "20", "--json", *extra)
     assert code == 0, err
     d = json.loads(out)
-    assert d["law"] == law and set(d["ci"]) >= ({"alpha_N", "alpha_D"} if law == "kaplan" else {"E", "alpha"})
+    assert d["law"] == law and set(d["intervals"]) >= ({"alpha_N", "alpha_D"} if law == "kaplan" else {"E", "alpha"})
 
 
 def test_isoflop_cli(capsys, tmp_path):
@@ -69,7 +73,8 @@ def test_isoflop_cli(capsys, tmp_path):
                          "--plot", tmp_path / "iso.png")
     assert code == 0, err
     d = json.loads(out)
-    assert 0.4 < d["a"] < 0.55 and d["ci"]["a"][0] < d["a"] < d["ci"]["a"][1] and len(d["profiles"]) == 7
+    a, iv = d["derived"]["a"], d["intervals"]["a"]
+    assert 0.4 < a < 0.55 and iv["lo"] < a < iv["hi"] and len(d["tables"]["profiles"]) == 7
     code, out, err = run(capsys, "allocate", "--flops", "1e21", "--law", save)
     assert code == 0 and "N_opt" in out
 

@@ -62,3 +62,47 @@ def test_almost_flat_parabola_gives_a_note_not_a_crash():
     ln = np.log([1e3, 1e4, 1e5, 1e6])
     row = _profile(ln, 3.0 + 0.02 * ln + 1e-12 * ln ** 2, 1e15)
     assert np.isnan(row["N_opt"]) and "flat" in row["note"]
+
+
+def test_d_opt_comes_from_the_runs_own_examples_not_6n():
+    """FLOPs per example 50 N^1.15 (a CNN-like cost, not 6N): D_opt is the runs' D at N_opt and b != 1 - a."""
+    from scalinglab.core import laws
+    from scalinglab.fit import fit_law
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for C in np.logspace(15, 18, 6):
+        for N in np.logspace(4, 7, 9):
+            D = C / (50 * N ** 1.15)
+            rows.append({"N": N, "D": D, "C": C, "loss": float(laws.chinchilla(N, D, **CHINCHILLA_TRUE))
+                         * np.exp(0.001 * rng.standard_normal())})
+    runs = pd.DataFrame(rows)
+    res = fit_law(runs, "isoflop", n_resamples=0)
+    prof = res.tables["profiles"]
+    used = prof[prof["inside"]]
+    assert len(used) >= 4
+    # the D trained at N_opt by this table's own cost: C / (50 N_opt^1.15), not C / (6 N_opt)
+    np.testing.assert_allclose(used["D_opt"], used["C"] / (50 * used["N_opt"] ** 1.15), rtol=1e-9)
+    assert not np.allclose(used["D_opt"], used["C"] / (6 * used["N_opt"]), rtol=0.5)
+    a, b = res.derived["a"], res.derived["b"]
+    assert b == pytest.approx(1 - 1.15 * a, abs=1e-9) and abs(b - (1 - a)) > 0.05
+    assert "interpolated" in res.diagnostics["D_opt_from"]
+
+
+def test_without_d_the_table_falls_back_to_6n_and_says_so():
+    from scalinglab.fit import fit_law
+
+    runs = isoflop_runs(seed=4).drop(columns="D")
+    res = fit_law(runs, "isoflop", n_resamples=0)
+    assert res.selection["derived"]["D"] == "C / (6 N)" and "6 N_opt" in res.diagnostics["D_opt_from"]
+    prof = res.tables["profiles"]
+    np.testing.assert_allclose(prof["D_opt"], prof["C"] / (6 * prof["N_opt"]), rtol=1e-12)
+
+
+def test_budget_centres_are_rounded_to_the_digits_given():
+    runs = isoflop_runs(seed=5, budgets=[6e18, 5.76e23])
+    assert np.exp(np.log(runs["C"][runs["C"] == 6e18]).mean()) != 6e18        # the naive geometric mean
+    assert isoflop_profiles(runs).profiles["C"].tolist() == [6e18, 5.76e23]
+    runs["C"] = np.where(runs["C"] == 6e18, np.tile([5.9e18, 6.1e18], len(runs))[:len(runs)], runs["C"])
+    assert isoflop_profiles(runs).profiles["C"].iloc[0] == pytest.approx(6e18, rel=0.01)
+    assert repr(isoflop_profiles(runs).profiles["C"].iloc[0]).count("9999") == 0

@@ -5,7 +5,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from scalinglab.errors import ConfigError
-from scalinglab.models.transformer import (SIZES, Transformer, TransformerConfig, flops_per_token,
+from scalinglab.families.lm.model import (SIZES, Transformer, TransformerConfig, flops_per_token,
                                            param_counts, size_config)
 
 

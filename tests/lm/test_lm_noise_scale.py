@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from scalinglab.train.noise_scale import NoiseScale, NormSample, accumulate_gradients, estimate_noise_scale
+from scalinglab.core.noise_scale import NoiseScale, NormSample, accumulate_gradients, estimate_noise_scale
 
 
 def test_two_batch_size_estimates_invert_the_expectations():
@@ -81,7 +81,7 @@ def test_linear_regression_noise_scale_matches_the_analytic_value():
 
 
 def test_mnist_noise_scale_along_training_runs_on_the_cnn_family():
-    from scalinglab.train.noise_scale import mnist_noise_scale
+    from scalinglab.families.mnist.noise_scale import mnist_noise_scale
 
     rows = mnist_noise_scale(4, batch_size=64, n_small=4, train_limit=1280, points=2, test=False)
     assert [r["images"] for r in rows] == [640, 1280]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from scalinglab.errors import ConfigError
-from scalinglab.lm_study import (LMStudyPreset, _size_facts, approach2, design, get_preset,
+from scalinglab.families.lm.study import (LMStudyPreset, _size_facts, approach2, design, get_preset,
                                  isoflop_sizes, noise_vs_loss)
 
 

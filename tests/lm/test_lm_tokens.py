@@ -5,7 +5,7 @@ import pytest
 
 from scalinglab.data.tokens import load_corpus, load_tokens, split_corpus
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.train.lm import TokenBatches, eval_windows
+from scalinglab.families.lm.train import TokenBatches, eval_windows
 
 
 @pytest.fixture

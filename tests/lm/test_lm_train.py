@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scalinglab.errors import ConfigError
-from scalinglab.models.transformer import flops_per_token, param_counts, size_config
-from scalinglab.train.lm import FAMILY, LR_TIMES_WIDTH, LMRunConfig, lr_at, warmup_steps
+from scalinglab.families.lm.model import flops_per_token, param_counts, size_config
+from scalinglab.families.lm.train import FAMILY, LR_TIMES_WIDTH, LMRunConfig, lr_at, warmup_steps
 
 
 @settings(max_examples=200, deadline=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from scalinglab.models.cnn import num_params, train_flops_per_example
+from scalinglab.families.mnist.model import num_params, train_flops_per_example
 from scalinglab.store import RunStore
 
 LAW = dict(E=0.02, A=20.0, alpha=0.6, B=4.0, beta=0.4)  # L(N, D), D in examples: optima inside the grid

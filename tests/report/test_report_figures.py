@@ -19,7 +19,7 @@ from scalinglab.report import (
     resolve_study,
 )
 from scalinglab.report.figures import backtest_threshold, fmt_ci, fmt_fraction, fmt_num
-from scalinglab.study import analyse_mnist, select_lr, with_config_defaults
+from scalinglab.families.mnist.study import analyse_mnist, select_lr, with_config_defaults
 
 
 def test_default_study_is_the_most_recent(study_db):

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from scalinglab.errors import ConfigError, FitError
-from scalinglab.models.transformer import SIZES, flops_per_token, param_counts, size_config
+from scalinglab.families.lm.model import SIZES, flops_per_token, param_counts, size_config
 
 FAMILY = "lm"
 CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022: ~20 tokens per parameter at the optimum
@@ -80,7 +80,7 @@ class LMStudyPreset:
             raise ConfigError(f"preset {self.name}: a grid needs both grid_sizes and grid_tokens")
         if self.bootstrap < 2:
             raise ConfigError(f"preset {self.name}: bootstrap must be at least 2 resamples")
-        from scalinglab.train.lm import LMRunConfig
+        from scalinglab.families.lm.train import LMRunConfig
 
         LMRunConfig.from_dict({"size": self.sizes[0] if self.sizes else self.grid_sizes[0],
                                "tokens": 1, **self.run})  # validates the shared settings

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 from scalinglab.data.mnist import N_TEST, N_TRAIN, fraction_indices, load_mnist
 from scalinglab.errors import ConfigError
-from scalinglab.models.cnn import (
+from scalinglab.families.mnist.model import (
     MnistCNN,
     forward_flops_per_example,
     num_params,
@@ -57,7 +58,7 @@ class MnistRunConfig:
         checks = [
             ("width", _is_int(self.width) and self.width >= 1, "a positive integer"),
             ("fraction", 0 < self.fraction <= 1, "in (0, 1]"),
-            ("seed", _is_int(self.seed) and self.seed >= 0, "a non-negative integer"),
+            ("seed", _is_int(self.seed) and 0 <= self.seed < 2 ** 63, "an integer in [0, 2^63)"),
             ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
             ("lr", self.lr > 0 and math.isfinite(self.lr), "a positive number"),
             ("batch_size", _is_int(self.batch_size) and self.batch_size >= 1, "a positive integer"),
@@ -65,6 +66,8 @@ class MnistRunConfig:
             ("train_limit", self.train_limit is None or (_is_int(self.train_limit)
                                                          and 1 <= self.train_limit <= N_TRAIN),
              f"empty or an integer between 1 and {N_TRAIN}"),
+            ("data", self.data is None or (isinstance(self.data, str) and Path(self.data).is_dir()),
+             "empty (the built-in copy) or an existing folder of MNIST IDX files"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -187,6 +190,14 @@ class MnistFamily:
     """The sweep engine's view of the MNIST CNN family."""
 
     name = "mnist_cnn"
+    variant_keys = ("dropout",)  # each dropout rate analysed on its own, then compared
+    tuned_keys = ("lr",)  # several LRs per setting: the best seed-mean loss is kept
+
+    def config_defaults(self) -> dict:
+        """Values of the config keys a stored run may omit (older runs have no ``dropout``)."""
+        from dataclasses import MISSING, fields
+
+        return {f.name: f.default for f in fields(MnistRunConfig) if f.default is not MISSING}
 
     def config(self, config: dict) -> MnistRunConfig:
         return MnistRunConfig.from_dict(config)

@@ -23,7 +23,7 @@ import pandas as pd
 from scalinglab.errors import ConfigError
 from scalinglab.store import RunStore
 from scalinglab.sweep.engine import SweepSummary, run_sweep
-from scalinglab.sweep.grid import MnistGrid, preset
+from scalinglab.families.mnist.grid import MnistGrid, preset
 
 FAMILY = "mnist_cnn"
 EXPORT_COLUMNS = ["width", "fraction", "seed", "dropout", "lr", "batch_size", "precision", "params",
@@ -78,7 +78,7 @@ def with_config_defaults(runs: pd.DataFrame) -> pd.DataFrame:
     """Fill config columns a run left at its default (e.g. no ``dropout`` key) with that default."""
     from dataclasses import MISSING, fields as dc_fields
 
-    from scalinglab.train.mnist import MnistRunConfig
+    from scalinglab.families.mnist.train import MnistRunConfig
 
     runs = runs.copy()
     for f in dc_fields(MnistRunConfig):

@@ -13,8 +13,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from scalinglab.errors import ConfigError
-from scalinglab.models.cnn import width_ladder
-from scalinglab.train.mnist import DEFAULT_LR, MnistRunConfig
+from scalinglab.families.mnist.model import width_ladder
+from scalinglab.families.mnist.train import DEFAULT_LR, MnistRunConfig
 
 LR_TUNE_FACTORS = (1 / 3, 1.0, 3.0)  # --lr tune: these multiples of the default base LR
 
@@ -89,11 +89,15 @@ def read_grid_file(path: str | Path) -> dict:
     """The settings of a TOML grid file, unvalidated (merge, then ``MnistGrid.from_dict``)."""
     path = Path(path)
     try:
-        return tomllib.loads(path.read_text())
+        settings = tomllib.loads(path.read_text())
     except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"grid file {path} does not exist") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"grid file {path} is not valid TOML: {exc}") from None
+    if not settings:
+        raise ConfigError(f"grid file {path} is empty; give at least widths and fractions "
+                          "(e.g. widths = [4, 8]  fractions = [1, 0.5])")
+    return settings
 
 
 def _as_list(v, name: str) -> list:
@@ -152,3 +156,11 @@ def preset(name: str) -> MnistGrid:
 
 def tune_lrs(base: float = DEFAULT_LR) -> list[float]:
     return [round(base * f, 6) for f in LR_TUNE_FACTORS]
+
+
+def mnist_design(grid: MnistGrid):
+    """The grid as a study design: dropout rates are variants, several LRs are tuned per setting."""
+    from scalinglab.families.mnist.train import FAMILY
+    from scalinglab.studies.design import family_design
+
+    return family_design(FAMILY, grid.configs(), description=grid.to_dict())

@@ -4,7 +4,7 @@ One model at a time, a ``DataLoader`` over a ``TensorDataset``, fp32,
 conv -> ReLU -> max-pool, ``x.flatten(1)``, the optimiser's default
 (foreach) Adam. It visits the same examples in the same order, from the same
 initial weights (same layers created in the same order), with the same
-per-layer learning rates as :func:`scalinglab.train.mnist.train_run`, so
+per-layer learning rates as :func:`scalinglab.families.mnist.train.train_run`, so
 without dropout (whose masks fall on the features in another order there) the
 two differ by float rounding only. ``tests/test_train_mnist.py`` checks that
 (in float64 at every step; in fp32 over the first steps, since Adam can
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from scalinglab.train.mnist import MnistRunConfig, MnistTensors, data_order
+from scalinglab.families.mnist.train import MnistRunConfig, MnistTensors, data_order
 
 
 class TextbookCNN(nn.Module):

@@ -17,7 +17,7 @@ sweep at two widths (docs/lm-scaling.md).
 Recorded per run: the validation loss and next-token accuracy on a fixed
 set of held-out tokens (the first ``eval_tokens`` of the validation stream,
 the same for every run of a corpus), ~40 points of the training loss curve,
-and the gradient noise scale B_simple (:mod:`scalinglab.train.noise_scale`),
+and the gradient noise scale B_simple (:mod:`scalinglab.core.noise_scale`),
 measured on every step by splitting the batch into ``noise_splits`` small
 batches, averaged per curve segment and over the last quarter of training.
 
@@ -38,9 +38,9 @@ import torch.nn.functional as F
 
 from scalinglab.data.tokens import TOKENIZERS, TokenData, load_tokens
 from scalinglab.errors import ConfigError, DataError
-from scalinglab.models.transformer import SIZES, Transformer, flops_per_token, param_counts, size_config
+from scalinglab.families.lm.model import SIZES, Transformer, flops_per_token, param_counts, size_config
 from scalinglab.sweep.family import RunResult, config_from_dict
-from scalinglab.train.noise_scale import NoiseScale, accumulate_gradients
+from scalinglab.core.noise_scale import NoiseScale, accumulate_gradients
 
 LR_TIMES_WIDTH = 0.25  # peak LR = LR_TIMES_WIDTH / d_model (0.0039 at d=64, 0.0013 at d=192)
 CURVE_POINTS = 40  # training-loss points recorded per run
@@ -49,7 +49,7 @@ EVAL_BATCH = 32  # sequences per evaluation forward pass
 
 @dataclass(kw_only=True, frozen=True)
 class LMRunConfig:
-    size: str  # a name from scalinglab.models.transformer.SIZES, e.g. "d64-l2"
+    size: str  # a name from scalinglab.families.lm.model.SIZES, e.g. "d64-l2"
     tokens: float  # training budget D in tokens (rounded to whole steps)
     seed: int = 0  # init and data order
     lr: float | None = None  # peak AdamW LR; None: LR_TIMES_WIDTH / d_model

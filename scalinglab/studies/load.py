@@ -1,0 +1,141 @@
+"""Reading one study back from a run database: its runs, its design and its points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from scalinglab.errors import ConfigError
+from scalinglab.studies.points import study_points
+
+
+@dataclass
+class LoadedStudy:
+    """A study as stored: name, family, info (design, machine, timings), runs and seed-mean points."""
+
+    name: str
+    family: str  # the family's declared name, as stored with every run
+    info: dict
+    runs: pd.DataFrame  # every run of the study, config defaults filled in
+    points: pd.DataFrame  # seed means of the complete runs (see study_points)
+    design: dict = field(default_factory=dict)  # variant_keys, tuned_keys, seed_key
+
+    @property
+    def variant_keys(self) -> tuple[str, ...]:
+        return tuple(k for k in self.design.get("variant_keys", ()) if k in self.points)
+
+    @property
+    def family_spec(self) -> str | None:
+        """``"module:attribute"`` of the family object, where the study recorded it."""
+        return self.info.get("family_spec")
+
+
+def list_studies(db: str | Path) -> pd.DataFrame:
+    """Every study in ``db``: name, family, created, and its run counts by status."""
+    from scalinglab.store import RunStore
+
+    if not Path(db).exists():
+        raise ConfigError(f"database {db} does not exist; run a study first or check --db")
+    with RunStore(db) as store:
+        studies = store.studies()
+        counts = [store.status_counts(name) for name in studies["name"]]
+    studies = studies.drop(columns=["info"])
+    studies["runs"] = [sum(c.values()) for c in counts]
+    studies["complete"] = [c.get("complete", 0) for c in counts]
+    return studies
+
+
+def resolve_study(db: str | Path, study: str | None = None, family: str | None = None) -> tuple[str, str]:
+    """(name, family) of the study to read; with several studies and no ``study``, a clear error."""
+    from scalinglab.store import RunStore
+
+    if not Path(db).exists():
+        raise ConfigError(f"database {db} does not exist; run a study first or check --db")
+    with RunStore(db) as store:
+        studies = store.studies()
+    if family is not None:
+        studies = studies[studies["family"] == family]
+    if studies.empty:
+        where = f" of family {family!r}" if family else ""
+        raise ConfigError(f"{db} holds no studies{where}; run `scalinglab study ... --db {db}` first")
+    if study is None:
+        if len(studies) > 1:
+            raise ConfigError(f"{db} holds {len(studies)} studies; choose one with --study NAME: "
+                              + ", ".join(f"{n} ({f})" for n, f in zip(studies["name"], studies["family"])))
+        row = studies.iloc[0]
+    else:
+        match = studies[studies["name"] == study]
+        if match.empty:
+            raise ConfigError(f"no study named {study!r} in {db}; studies: {', '.join(studies['name'])}")
+        row = match.iloc[0]
+    return str(row["name"]), str(row["family"])
+
+
+def family_design(family_name: str, info: dict) -> dict[str, Any]:
+    """The study's design keys: as recorded by the study, else the family's declared defaults."""
+    design = dict(info.get("design") or {})
+    if not design:
+        try:
+            from scalinglab.sweep.family import get_family
+
+            fam = get_family(info.get("family_spec") or family_name)
+        except (ConfigError, ImportError, AttributeError):
+            fam = None
+        design = {"variant_keys": list(getattr(fam, "variant_keys", ())),
+                  "tuned_keys": list(getattr(fam, "tuned_keys", ())),
+                  "seed_key": getattr(fam, "seed_key", "seed"),
+                  "defaults": dict(fam.config_defaults()) if hasattr(fam, "config_defaults") else {}}
+    return design
+
+
+def load_study(db: str | Path, study: str | None = None, *, family: str | None = None) -> LoadedStudy:
+    """A study's runs and points; ``study=None`` works when the database holds exactly one."""
+    from scalinglab.store import RunStore
+
+    name, fam = resolve_study(db, study, family)
+    with RunStore(db) as store:
+        info = store.study_info(name)
+        runs = store.runs(study=name)
+    if runs.empty or not (runs["status"] == "complete").any():
+        raise ConfigError(f"study {name!r} has no complete runs yet; finish (or resume) its sweep first")
+    design = family_design(fam, info)
+    points = study_points(runs, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
+                          defaults=design.get("defaults", {}))
+    from scalinglab.studies.points import fill_defaults
+
+    return LoadedStudy(name=name, family=fam, info=info, runs=fill_defaults(runs, design.get("defaults", {})),
+                       points=points, design=design)
+
+
+EXPORT_FIRST = ["study", "family", "key", "status", "params", "flops", "examples", "val_loss", "val_acc", "wall_s",
+                "code_version"]
+EXPORT_SKIP = {"curve", "metrics", "versions", "owner", "heartbeat"}
+
+
+def export_runs(db: str | Path, *, fmt: str = "csv", study: str | None = None, family: str | None = None,
+                status: str | None = None) -> str:
+    """Runs as CSV (one row per run: config keys, then results) or JSON records (with curves and metrics)."""
+    import io
+
+    from scalinglab.store import RunStore
+
+    if fmt not in ("csv", "json"):
+        raise ConfigError(f"format = {fmt!r} is invalid: must be 'csv' or 'json'")
+    if not Path(db).exists():
+        raise ConfigError(f"database {db} does not exist; run a sweep first or check --db")
+    if study is not None:
+        resolve_study(db, study, family)
+    with RunStore(db) as store:
+        runs = store.runs(study=study, status=status, family=family)
+    if fmt == "json":
+        return runs.to_json(orient="records", indent=1) + "\n"
+    config = [c for c in runs.columns if c not in EXPORT_FIRST and c not in EXPORT_SKIP
+              and c not in ("cost_flops", "error", "attempts", "created", "finished")]
+    tail = [c for c in ("cost_flops", "attempts", "created", "finished", "error") if c in runs.columns]
+    cols = config + [c for c in EXPORT_FIRST if c in runs.columns] + tail
+    buf = io.StringIO()
+    runs[cols].to_csv(buf, index=False)
+    return buf.getvalue()
