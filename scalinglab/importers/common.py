@@ -120,13 +120,15 @@ def resolve_field(key: str, spec: str | None, names: set[str], *, what: str = "f
     """The source field for mapping ``key``: the user's ``spec`` (which must exist), else the first default.
 
     A name matches a field exactly or by its own name after a source prefix
-    (``n_params`` finds ``params.n_params``). When several fields share that
+    (``n_params`` finds ``params.n_params``, and ``config.model.n_params``). When several fields share that
     name, inputs prefer params/config, results prefer metrics/summary.
     """
     def lookup(name: str) -> list[str]:
         if name in names:
             return [name]
         hits = [f for f in names if bare(f) == name and f != name]
+        if not hits:        # a nested key by its last part: config.model.n_params is n_params
+            hits = [f for f in names if bare(f) != f and f.rsplit(".", 1)[-1] == name]
         if not hits and bare(name) != name and bare(name) in names:
             hits = [bare(name)]
         order = INPUT_PREFIXES + RESULT_PREFIXES if key in _INPUT_KEYS else RESULT_PREFIXES + INPUT_PREFIXES

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+
 # The synthetic law every source logs: L = E + A C^-alpha, with D = 20 N and C = 6 N D.
 E, A, ALPHA = 1.8, 6500.0, 0.3
 SIZES = (1e5, 3e5, 1e6, 3e6, 1e7, 3e7)
@@ -23,17 +26,15 @@ def curve_points(n: float) -> list[tuple[int, float]]:
 
 def log_mlflow_runs(uri: str, experiment: str, sizes, *, first: int = 0) -> None:
     """Log one run per size with mlflow.log_param / mlflow.log_metric (steps = examples seen)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
-    for i, n in enumerate(sizes, start=first):
-        with mlflow.start_run(run_name=f"n{int(n)}"):
-            mlflow.log_params({"n_params": int(n), "tokens": int(20 * n), "lr": 3e-4, "seed": i % 2})
-            for step, loss in curve_points(n):
-                mlflow.log_metric("train_loss", loss, step=step)
-            mlflow.log_metric("val_loss", final_loss(n, i))
-            mlflow.log_metric("val_acc", 0.5 + 0.01 * i)
+    with mlflow_at(uri) as mlflow:
+        mlflow.set_experiment(experiment)
+        for i, n in enumerate(sizes, start=first):
+            with mlflow.start_run(run_name=f"n{int(n)}"):
+                mlflow.log_params({"n_params": int(n), "tokens": int(20 * n), "lr": 3e-4, "seed": i % 2})
+                for step, loss in curve_points(n):
+                    mlflow.log_metric("train_loss", loss, step=step)
+                mlflow.log_metric("val_loss", final_loss(n, i))
+                mlflow.log_metric("val_acc", 0.5 + 0.01 * i)
 
 
 def write_tensorboard_runs(root, sizes) -> None:
@@ -58,3 +59,31 @@ def fitted_alpha(db, study: str) -> float:
         runs = store.runs(study=study, status="complete")
     return PowerLawFit().fit(load_runs(runs)).params_["alpha"]
 
+
+
+@contextlib.contextmanager
+def mlflow_at(uri: str):
+    """The mlflow module logging to ``uri`` (file stores allowed, as MLflow 3 wants); the old URI is restored."""
+    import mlflow
+
+    saved_env, previous = os.environ.get("MLFLOW_ALLOW_FILE_STORE"), mlflow.get_tracking_uri()
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(previous)
+        if saved_env is None:
+            os.environ.pop("MLFLOW_ALLOW_FILE_STORE", None)
+        else:
+            os.environ["MLFLOW_ALLOW_FILE_STORE"] = saved_env
+
+
+def assert_one_line_errors(capsys, command: list[str], cases: list[tuple[list[str], str]]) -> None:
+    """Each ``command + args`` exits 2 with one line `scalinglab: error: ...` containing its message."""
+    from scalinglab.cli import main
+
+    for args, message in cases:
+        assert main([*command, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("scalinglab: error: ") and message in err and err.count("\n") == 1, (args, err)

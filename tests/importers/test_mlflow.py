@@ -9,7 +9,7 @@ import sqlite3
 
 import numpy as np
 import pytest
-from import_sources import ALPHA, SIZES, curve_points, fitted_alpha, log_mlflow_runs
+from import_sources import ALPHA, SIZES, assert_one_line_errors, curve_points, fitted_alpha, log_mlflow_runs, mlflow_at
 
 from scalinglab.cli import main
 from scalinglab.errors import DataError, StoreError
@@ -63,15 +63,7 @@ def test_reimport_adds_only_new_runs_and_never_touches_finished_ones(mlflow_stor
     again = import_runs(db, read_mlflow(src), study="grow")
     assert again.added == [] and again.already == 6
 
-    mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    import mlflow
-    previous = mlflow.get_tracking_uri()
-    try:
-        log_mlflow_runs(src.as_uri(), "sweep", (1e8, 3e8), first=6)      # the experiment grows
-    finally:
-        mlflow.set_tracking_uri(previous)
-        mp.undo()
+    log_mlflow_runs(src.as_uri(), "sweep", (1e8, 3e8), first=6)      # the experiment grows
     grown = import_runs(db, read_mlflow(src), study="grow")
     assert len(grown.added) == 2 and grown.already == 6
     with RunStore(db) as store:
@@ -91,28 +83,16 @@ def test_another_mapping_into_the_same_study_is_refused(mlflow_stores, tmp_path)
     assert len(import_runs(db, other, study="mlf-train-loss").added) == 6
 
 
-def test_unfinished_runs_are_skipped_with_a_note(tmp_path, monkeypatch):
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+def test_unfinished_runs_are_skipped_with_a_note(tmp_path):
     uri = (tmp_path / "mlruns").as_uri()
-    previous = mlflow.get_tracking_uri()
-    try:
-        log_mlflow_runs(uri, "sweep", SIZES[:3])
-        client = MlflowClient(uri)
+    log_mlflow_runs(uri, "sweep", SIZES[:3])
+    with mlflow_at(uri) as mlflow:
+        client = mlflow.tracking.MlflowClient(uri)
         run = client.create_run(client.get_experiment_by_name("sweep").experiment_id)  # still RUNNING
         client.log_metric(run.info.run_id, "val_loss", 2.5)
-    finally:
-        mlflow.set_tracking_uri(previous)
     records = read_mlflow(tmp_path / "mlruns")
     assert len(records) == 3
     assert any("not FINISHED (RUNNING)" in n for n in records.notes)
-
-
-def run_cli(capsys, *args) -> tuple[int, str]:
-    code = main(["import", "mlflow", *args])
-    return code, capsys.readouterr().err
 
 
 def test_bad_inputs_are_one_line_errors(mlflow_stores, tmp_path, capsys):
@@ -132,27 +112,16 @@ def test_bad_inputs_are_one_line_errors(mlflow_stores, tmp_path, capsys):
         ([uri, "--db", db, "--study", "s", "--map", "loss=params.lr", "--map", "N=metrics.val_acc",
           "--map", "D=tags.x"], "is in no run"),
     ]
-    for args, message in cases:
-        code, err = run_cli(capsys, *args)
-        assert code == 2, args
-        assert err.startswith("scalinglab: error: ") and message in err and err.count("\n") == 1, (args, err)
+    assert_one_line_errors(capsys, ["import", "mlflow"], cases)
     assert not (tmp_path / "nope").exists() and not (tmp_path / "nope.db").exists()
 
 
-def test_a_store_without_any_loss_metric_is_refused(tmp_path, monkeypatch, capsys):
-    import mlflow
-
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    uri = (tmp_path / "mlruns").as_uri()
-    previous = mlflow.get_tracking_uri()
-    try:
-        mlflow.set_tracking_uri(uri)
+def test_a_store_without_any_loss_metric_is_refused(tmp_path):
+    with mlflow_at((tmp_path / "mlruns").as_uri()) as mlflow:
         mlflow.set_experiment("sweep")
         with mlflow.start_run():
             mlflow.log_param("n_params", 1000)
             mlflow.log_metric("throughput", 5.0)
-    finally:
-        mlflow.set_tracking_uri(previous)
     with pytest.raises(DataError, match="no loss field .* name it with --map loss=FIELD"):
         read_mlflow(tmp_path / "mlruns")
 
@@ -179,17 +148,10 @@ def test_foreign_files_are_refused_and_left_unchanged(mlflow_stores, tmp_path):
     assert list(empty.iterdir()) == []
 
 
-def test_several_experiments_need_a_choice(tmp_path, monkeypatch):
-    import mlflow
-
-    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+def test_several_experiments_need_a_choice(tmp_path):
     uri = (tmp_path / "mlruns").as_uri()
-    previous = mlflow.get_tracking_uri()
-    try:
-        log_mlflow_runs(uri, "a", SIZES[:2])
-        log_mlflow_runs(uri, "b", SIZES[2:4])
-    finally:
-        mlflow.set_tracking_uri(previous)
+    log_mlflow_runs(uri, "a", SIZES[:2])
+    log_mlflow_runs(uri, "b", SIZES[2:4])
     with pytest.raises(DataError, match=r"2 experiments with runs \(.*\); choose one with --experiment"):
         read_mlflow(tmp_path / "mlruns")
     assert sorted(r[1]["params"] for r in read_mlflow(tmp_path / "mlruns", experiment="b")) == [int(1e6), int(3e6)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from import_sources import ALPHA, SIZES, curve_points, final_loss, fitted_alpha, write_tensorboard_runs
+from import_sources import ALPHA, assert_one_line_errors, SIZES, curve_points, final_loss, fitted_alpha, write_tensorboard_runs
 
 from scalinglab.cli import main
 from scalinglab.errors import DataError
@@ -78,10 +78,7 @@ def test_bad_inputs(tb_log, tmp_path, capsys):
         ([str(tb_log), "--group", "hparams.optimizer"], "--group hparams.optimizer"),
         ([str(tb_log), "--map", "loss=hparams.lr", "--examples-per-step", "0"], "--examples-per-step"),
     ]
-    for args, message in cases:
-        assert main(["import", "tensorboard", *args, "--db", db, "--study", "s"]) == 2, args
-        err = capsys.readouterr().err
-        assert err.startswith("scalinglab: error: ") and message in err and err.count("\n") == 1, (args, err)
+    assert_one_line_errors(capsys, ["import", "tensorboard", "--db", db, "--study", "s"], cases)
 
 
 def test_a_log_without_a_loss_is_refused(tmp_path):
