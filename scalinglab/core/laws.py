@@ -283,3 +283,54 @@ def data_constrained_log(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray
         return np.stack([np.einsum("ij,ij->i", g, np.broadcast_to(j, g.shape)) for j in jac], axis=1)
 
     return log_l, vjp
+
+
+# ------------------------------------------------------ broken power law
+#
+# Caballero et al. 2022 ("Broken Neural Scaling Laws", eq. 1) with one break:
+#   L(x) = E + A x^-alpha (1 + (x/x_b)^(1/f))^(-c f)
+# Below the break x_b the exponent is alpha, above it alpha + c; f > 0 sets
+# how sharp the bend is (in natural-log units of x). With z = (log x - log x_b)/f,
+# (1 + (x/x_b)^(1/f))^(-c f) = exp(-c f softplus(z)), so in log space
+#   log L = LSE(e, a - alpha log x - c f softplus(z)),
+# fitted as theta = (e, a, log x_b, log f, alpha, c).
+
+BROKEN_POWER_PARAMS = ("E", "A", "x_b", "f", "alpha", "c")
+
+
+def broken_power_law(x, E, A, x_b, f, alpha, c):
+    """L(x) = E + A x^-alpha (1 + (x/x_b)^(1/f))^(-c f) (Caballero et al. 2022, eq. 1, one break)."""
+    x = np.asarray(x, dtype=float)
+    z = (np.log(x) - np.log(x_b)) / f
+    return E + A * np.exp(-alpha * np.log(x) - c * f * np.logaddexp(0.0, z))
+
+
+def broken_power_law_grad(x, E, A, x_b, f, alpha, c):
+    """d L / d (E, A, x_b, f, alpha, c), shape (6, n)."""
+    x = np.asarray(x, dtype=float)
+    lx = np.log(x)
+    z = (lx - np.log(x_b)) / f
+    sp, sig = np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))   # softplus and logistic, overflow-free
+    g = np.exp(-alpha * lx - c * f * sp)
+    T = A * g
+    return np.stack([np.ones_like(T), g, T * c * sig / x_b, -T * c * (sp - z * sig), -T * lx, -T * f * sp])
+
+
+def broken_power_law_log(theta: np.ndarray, log_x: np.ndarray) -> tuple[np.ndarray, Vjp]:
+    """log L = LSE(e, a - alpha log x - c f softplus((log x - log x_b)/f)); theta rows (e, a, log x_b, log f, alpha, c)."""
+    theta = np.atleast_2d(theta)
+    a, lxb, f = _col(theta, 1), _col(theta, 2), np.exp(_col(theta, 3))
+    alpha, c = _col(theta, 4), _col(theta, 5)
+    with np.errstate(over="ignore", invalid="ignore"):
+        z = (log_x - lxb) / f
+        sp, sig = np.logaddexp(0.0, z), 0.5 * (1.0 + np.tanh(0.5 * z))
+        t = a - alpha * log_x - c * f * sp
+    (p, _), s, log_l = _lse_terms([t, _col(theta, 0)])
+
+    def vjp(g: np.ndarray) -> np.ndarray:
+        q = (g / s) * p                        # g * share of the power-law term
+        sq = q.sum(1)
+        return np.stack([g.sum(1) - sq, sq, (q * (c * sig)).sum(1), -(q * (c * f * (sp - z * sig))).sum(1),
+                         -(q @ log_x), -(q * (f * sp)).sum(1)], axis=1)
+
+    return log_l, vjp

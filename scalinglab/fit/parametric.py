@@ -721,6 +721,52 @@ class KaplanFit(_LawFit):
         return laws.kaplan(inputs[0], inputs[1], p["N_c"], p["D_c"], p["alpha_N"], p["alpha_D"])
 
 
+# ---------------------------------------------------------- broken power law
+
+class BrokenPowerLawFit(PowerLawFit):
+    """L(x) = E + A x^-alpha (1 + (x/x_b)^(1/f))^(-c f): one break (Caballero et al. 2022, eq. 1).
+
+    The exponent is alpha below the break x_b and alpha + c above it; f sets
+    the bend's width in natural-log units of x. Fitted as theta = (e, a,
+    log x_b, log f, alpha, c) from a data-driven grid of 36 starts: the break
+    at a quarter, half and three quarters of the sampled log-x range, f = 1,
+    alpha in {0.05, 0.3}, c in {-0.2, 0.2, 0.6}, E at half or 90% of the
+    lowest loss and A matched to the median run.
+    """
+
+    law = "broken_power"
+    param_names = laws.BROKEN_POWER_PARAMS
+    theta_names = ("e", "a", "log_x_b", "log_f", "alpha", "c")
+    n_log = 4  # E, A, x_b, f
+
+    @staticmethod
+    def _log_law(theta, log_x):
+        return laws.broken_power_law_log(theta, log_x)
+
+    @staticmethod
+    def _shift_theta(theta, shifts, sign):
+        out = np.array(theta, dtype=float, copy=True)
+        out[:, 1] += sign * out[:, 4] * shifts[0]          # a - alpha log x is unchanged
+        out[:, 2] += sign * shifts[0]                      # log x - log x_b is unchanged
+        return out
+
+    def _default_starts(self, log_inputs, log_y):
+        (lx,) = log_inputs
+        lo, hi = float(lx.min()), float(lx.max())
+        lx_mid, y_mid, y_min = np.median(lx), np.exp(np.median(log_y)), np.exp(np.min(log_y))
+        rows = []
+        for frac_b, f, alpha, c, frac_e in itertools.product((0.25, 0.5, 0.75), (1.0,), (0.05, 0.3),
+                                                             (-0.2, 0.2, 0.6), (0.5, 0.9)):
+            lxb = lo + frac_b * (hi - lo)
+            bend = c * f * np.logaddexp(0.0, (lx_mid - lxb) / f)
+            a0 = np.log(max(y_mid - frac_e * y_min, 1e-3 * y_mid)) + alpha * lx_mid + bend
+            rows.append((np.log(frac_e * y_min), a0, lxb, np.log(f), alpha, c))
+        return np.array(rows)
+
+    def _value(self, inputs, p):
+        return laws.broken_power_law(inputs[0], p["E"], p["A"], p["x_b"], p["f"], p["alpha"], p["c"])
+
+
 def fit_power_law(runs, *, x: str = "C", **settings) -> PowerLawFit:
     """Fit L = E + A x^-alpha to a runs frame; shorthand for ``PowerLawFit(x=x, ...).fit(runs)``."""
     return PowerLawFit(x=x, **settings).fit(runs)
@@ -736,4 +782,4 @@ def fit_kaplan(runs, **settings) -> KaplanFit:
     return KaplanFit(**settings).fit(runs)
 
 
-ESTIMATORS = {cls.law: cls for cls in (PowerLawFit, ChinchillaFit, KaplanFit)}
+ESTIMATORS = {cls.law: cls for cls in (PowerLawFit, ChinchillaFit, KaplanFit, BrokenPowerLawFit)}
