@@ -127,3 +127,17 @@ def test_bad_inputs(tmp_path, capsys):
     ]
     assert_one_line_errors(capsys, ["import", "table", "--db", str(tmp_path / "runs.db"), "--study", "s"], cases)
     assert not (tmp_path / "runs.db").exists() or RunStore(tmp_path / "runs.db").studies().empty
+
+
+def test_runs_with_only_flops_and_an_infinite_loss(tmp_path):
+    """No N or D: stored empty and a power law in C still fits; an infinite loss is kept as diverged."""
+    flops = [6 * n * 20 * n for n in SIZES]
+    pd.DataFrame({"name": [f"r{i}" for i in range(7)], "flops": flops + [1e18],
+                  "loss": [final_loss(n, i) for i, n in enumerate(SIZES)] + [np.inf]}).to_csv(
+        tmp_path / "runs.csv", index=False)
+    import_runs(tmp_path / "runs.db", read_table_export(tmp_path / "runs.csv"), study="c")
+    with RunStore(tmp_path / "runs.db") as store:
+        runs = store.runs(study="c")
+    assert runs["params"].isna().all() and runs["examples"].isna().all()
+    assert sorted(runs["status"]) == ["complete"] * 6 + ["diverged"]
+    assert fitted_alpha(tmp_path / "runs.db", "c") == pytest.approx(ALPHA, abs=0.02)
