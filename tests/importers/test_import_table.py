@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -141,3 +142,17 @@ def test_runs_with_only_flops_and_an_infinite_loss(tmp_path):
     assert runs["params"].isna().all() and runs["examples"].isna().all()
     assert sorted(runs["status"]) == ["complete"] * 6 + ["diverged"]
     assert fitted_alpha(tmp_path / "runs.db", "c") == pytest.approx(ALPHA, abs=0.02)
+
+
+def test_a_missing_library_names_the_extra(tmp_path, monkeypatch):
+    from scalinglab.errors import ConfigError
+    from scalinglab.importers import read_mlflow, read_tensorboard
+
+    (tmp_path / "mlruns" / "0").mkdir(parents=True)
+    (tmp_path / "mlruns" / "0" / "meta.yaml").write_text("name: Default\n")
+    monkeypatch.setitem(sys.modules, "mlflow", None)          # as if not installed
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ConfigError, match=r"needs the mlflow package: pip install 'scalinglab\[import\]'"):
+        read_mlflow(tmp_path / "mlruns")
+    with pytest.raises(ConfigError, match=r"needs the tensorboard package: pip install 'scalinglab\[import\]'"):
+        read_tensorboard(tmp_path)
