@@ -9,7 +9,14 @@ driver writes the database, so the database stays on the driver's machine.
 
 A run whose actor dies (a crash, the out-of-memory killer, a lost node)
 comes back as a failed Outcome with the reason, and a fresh actor takes the
-dead one's place; the sweep goes on.
+dead one's place; the sweep goes on. Actors start only when a run needs one,
+so a sweep with fewer runs than workers starts one actor per run.
+
+Without ``address`` the executor starts a private Ray for this process, with
+token authentication on whatever ``RAY_AUTH_MODE`` says (Ray >= 2.52): Ray's
+GCS, raylet and worker servers listen on every interface (Ray 2.60 has no
+setting to bind them to loopback; its change that would, ray-project/ray#59852,
+was reverted in #60012), so the token is what keeps other machines out.
 
     executor = RayExecutor(workers=4, address="head-node:6379")  # or None: a local Ray
 """
@@ -26,6 +33,7 @@ from scalinglab.errors import ConfigError
 from scalinglab.sweep.executors import MALLOC_ENV, Outcome, Task, WorkerState
 
 RAY_HINT = "--executor ray needs Ray: pip install 'scalinglab[ray]'"
+AUTH_MODE = "RAY_AUTH_MODE"  # "token": every RPC to the cluster must carry its token (Ray >= 2.52)
 
 
 def _import_ray():
@@ -69,6 +77,7 @@ class RayExecutor:
     def __init__(self, workers: int = 2, address: str | None = None):
         ray = self.ray = _import_ray()
         self.owns_ray = False
+        self.saved_auth_mode: str | None = None
         if not ray.is_initialized():
             if address:
                 _check_reachable(address)  # ray.init would retry a wrong address for minutes
@@ -77,12 +86,14 @@ class RayExecutor:
                 except ConnectionError as exc:
                     raise ConfigError(_unreachable(address, exc)) from None
             else:
+                self.saved_auth_mode = os.environ.get(AUTH_MODE)
+                _set_auth_mode("token")
                 ray.init(num_cpus=workers or None, include_dashboard=False, logging_level=logging.WARNING)
             self.owns_ray = True
         self.capacity = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Actor)
-        self.actors = [self._new_actor() for _ in range(self.capacity)]
-        self.busy: list[str | None] = [None] * self.capacity  # run key per actor
+        self.actors: list[Any] = []  # started on demand, up to capacity
+        self.busy: list[str | None] = []  # run key per actor
         self.in_flight: dict[Any, int] = {}  # ObjectRef -> actor index
         self.data_refs: list[tuple[Any, Any]] = []  # (data key, ObjectRef), one per data set
         self.ready: list[Outcome] = []  # outcomes known without asking Ray
@@ -105,6 +116,11 @@ class RayExecutor:
         return key, ref
 
     def submit(self, task: Task) -> None:
+        if None not in self.busy:
+            if len(self.actors) >= self.capacity:
+                raise RuntimeError(f"all {self.capacity} actors are busy")  # the driver never over-submits
+            self.actors.append(self._new_actor())
+            self.busy.append(None)
         i = self.busy.index(None)
         start = time.perf_counter()
         try:
@@ -152,9 +168,28 @@ class RayExecutor:
                 self.ray.kill(actor, no_restart=True)
             except Exception:  # already gone, or Ray is down
                 pass
-        self.actors, self.in_flight, self.data_refs = [], {}, []
+        self.actors, self.busy, self.in_flight, self.data_refs = [], [], {}, []
         if self.owns_ray and self.ray.is_initialized():
             self.ray.shutdown()
+            _set_auth_mode(self.saved_auth_mode)
+
+
+def _set_auth_mode(mode: str | None) -> None:
+    """Set (None: unset) ``RAY_AUTH_MODE`` for this process and the Ray processes it starts.
+
+    Ray reads the variable once, at import; ``Config.initialize`` makes it
+    read it again, as Ray's own token setup does.
+    """
+    if mode is None:
+        os.environ.pop(AUTH_MODE, None)
+    else:
+        os.environ[AUTH_MODE] = mode
+    try:
+        from ray._raylet import Config
+
+        Config.initialize("")
+    except (ImportError, AttributeError):  # a Ray whose config has no such call reads the variable late
+        pass
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
