@@ -244,6 +244,9 @@ def law_from_dict(d: dict[str, Any]) -> Any:
     if not isinstance(d, dict):
         raise FitError("a saved fit is a JSON object with a 'law' key")
     kind = d.get("law")
+    if not isinstance(kind, str):
+        raise FitError(f"unknown law {json.dumps(kind)[:40]} in the saved fit: 'law' must be a name such as "
+                       "chinchilla, kaplan, frontier, approach1 or isoflop")
     if "schema_version" in d:
         params, derived = d.get("params"), d.get("derived")
         if not isinstance(params, dict) or not isinstance(derived, dict):

@@ -52,7 +52,7 @@ class Settings:
     tie: dict | None = None
     starts: Any = None
     exponents_of: tuple[str, ...] = ()
-    has_d: bool = True
+    d_derived: str = ""                   # how D was derived from N and C ("" when the table has its own)
 
 
 @dataclass
@@ -370,7 +370,7 @@ class IsoFlop(_Statistic):
 
     def profiles(self, runs, s):
         return isoflop_profiles(runs, budget="_budget", include_outside=s.include_outside, method=s.isoflop_method,
-                                window_decades=s.window_decades, use_d=s.has_d)
+                                window_decades=s.window_decades)
 
     def statistic(self, runs, s):
         r = self.profiles(runs, s)
@@ -382,8 +382,8 @@ class IsoFlop(_Statistic):
                      n_points=r.n_used, n_free=2, tables={"profiles": r.profiles}, warnings=list(r.warnings),
                      regression_se={"a": r.a_se, "b": r.b_se},
                      diagnostics={"n_budgets": int(len(r.profiles)), "n_budgets_used": r.n_used,
-                                  "D_opt_from": "the runs' D, interpolated in log N at N_opt" if r.d_source == "runs"
-                                  else "C / (6 N_opt): the table has no D of its own"})
+                                  "D_opt_from": "the runs' D, interpolated in log N at N_opt" if not s.d_derived
+                                  else f"D = {s.d_derived} (the table has no D of its own), at N_opt"})
 
     def derived(self, p, s):
         return _approach1_derived(p, s)
@@ -474,15 +474,16 @@ def check_table(runs: pd.DataFrame, selection: dict, *, group_by: str | None = N
                 notes.append(f"{int(dup.sum())} runs repeat {n_settings} ({', '.join(setting)}) settings and no "
                              "column tells them apart; they are fitted as replicates")
     own = set(selection.get("columns", {}))
-    nominal = budget if budget is not None else ("C" if "C" in own else None)
-    if nominal is not None and {"N", "D"} <= own and selection.get("flops_per_token", "6 N") == "6 N":
-        ratio = runs[nominal].to_numpy(float) / (6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float))
-        off = np.abs(ratio - 1.0) > NOMINAL_TOLERANCE
-        if off.any():
-            name = "budgets" if budget is not None else "FLOPs C"
-            notes.append(f"the {name} differ from 6 N D by more than {NOMINAL_TOLERANCE:.0%} in {int(off.sum())} "
-                         f"of {len(ratio)} runs ({nominal} / 6ND from {ratio.min():.3g} to {ratio.max():.3g}); "
-                         "fits in C use C as given, the Chinchilla allocation assumes C = 6ND")
+    nominal = [c for c in (budget, "C" if "C" in own else None) if c is not None]
+    if {"N", "D"} <= own and selection.get("flops_per_token", "6 N") == "6 N":
+        for col in nominal:
+            ratio = runs[col].to_numpy(float) / (6.0 * runs["N"].to_numpy(float) * runs["D"].to_numpy(float))
+            off = np.abs(ratio - 1.0) > NOMINAL_TOLERANCE
+            if off.any():
+                notes.append(f"{'the budgets' if col == budget else 'the FLOPs C'} differ from 6 N D by more than "
+                             f"{NOMINAL_TOLERANCE:.0%} in {int(off.sum())} of {len(ratio)} runs ({col} / 6ND from "
+                             f"{ratio.min():.3g} to {ratio.max():.3g}); fits in C use {col} as given, the "
+                             "Chinchilla allocation assumes C = 6ND")
     return notes
 
 
@@ -561,7 +562,7 @@ def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | Non
     """One :func:`fit_law` per value of column ``group_by`` (after ``where``), in sorted order of the values."""
     spec = _law(law)
     s = _settings(spec, **{k: options.pop(k) for k in list(options) if k in Settings.__dataclass_fields__
-                           and k not in ("has_d",)})
+                           and k != "d_derived"})
     frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
                                    drop_highest=0, flops_per_token=flops_per_token)
     if group_by not in frame.columns:
@@ -650,7 +651,7 @@ def _fit_selected(frame: pd.DataFrame, selection: dict, spec: Law, s: Settings, 
         raise FitError(f"the bootstrap needs 0 (none) or at least 2 resamples, got {n_resamples}")
     if not 0 < level < 1:
         raise FitError(f"the interval level must be between 0 and 1, got {level}")
-    s = replace(s, has_d="D" not in selection.get("derived", {}))
+    s = replace(s, d_derived=selection.get("derived", {}).get("D", ""))
     notes = check_table(frame, selection, budget=s.budget) if check_mixed else []
     runs = spec.prepare(frame, s)
     if s.at_flops and spec.name == "power" and s.x != "C":

@@ -121,13 +121,9 @@ class FrontierFit(PowerLawFit):
 
     law = "frontier"
 
-    def __init__(self, *, delta: float = 1e-3, starts: Any = None, max_iter: int = 1000, screen_max_iter: int = 200,
-                 n_polish: int = 10, memory: int = 10, gtol: float = 1e-5):
-        super().__init__(x="C", delta=delta, starts=starts, max_iter=max_iter, screen_max_iter=screen_max_iter,
-                         n_polish=n_polish, memory=memory, gtol=gtol)
-
-    def _extra_settings(self):
-        return ()
+    def __init__(self, **settings):
+        settings.pop("x", None)                  # always C: the frontier is loss against compute
+        super().__init__(x="C", **settings)
 
     def fit(self, X, y=None):
         if not isinstance(X, pd.DataFrame):
@@ -173,7 +169,9 @@ class FrontierFit(PowerLawFit):
 
     @classmethod
     def _settings_from_dict(cls, d):
-        return {"delta": float(d.get("fit", {}).get("delta", 1e-3))}
+        settings = super()._settings_from_dict(d)
+        settings.pop("x", None)
+        return settings
 
 
 def fit_frontier(runs: pd.DataFrame, **settings) -> FrontierFit:

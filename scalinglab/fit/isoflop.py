@@ -80,7 +80,6 @@ class IsoFlopResult:
     run_profile: np.ndarray       # for each run, the row of ``profiles`` (its budget)
     warnings: list[str] = field(default_factory=list)
     method: str = "parabola"
-    d_source: str = "runs"        # "runs": D_opt interpolated from the runs' D; "6N": C / (6 N_opt)
 
     def n_opt(self, flops) -> np.ndarray:
         return self.N_coef * np.asarray(flops, dtype=float) ** self.a
@@ -174,14 +173,14 @@ def _profile(ln: np.ndarray, loss: np.ndarray, budget: float, log_d: np.ndarray 
 
 def isoflop_profiles(runs: pd.DataFrame, *, budget: str | None = None, tolerance: float = 0.05,
                      include_outside: bool = False, method: str = "parabola",
-                     window_decades: float = 0.5, use_d: bool = True) -> IsoFlopResult:
+                     window_decades: float = 0.5) -> IsoFlopResult:
     """Approach 2 on a runs frame with columns N, C, loss (and D, and optionally a budget column).
 
     ``budget`` names a column holding each run's nominal budget; otherwise runs
     are grouped by FLOPs with :func:`budget_of_runs`. ``method`` is one of
     ``METHODS`` (see the module docstring). ``include_outside`` keeps
-    extrapolated minima in the exponent fit. ``use_d=False`` (a table without
-    D of its own) takes D_opt = C / (6 N_opt).
+    extrapolated minima in the exponent fit. Without a D column, D_opt is
+    C / (6 N_opt).
     """
     if method not in METHODS:
         raise FitError(f"unknown IsoFLOP method {method!r}; use one of {', '.join(METHODS)}")
@@ -198,7 +197,7 @@ def isoflop_profiles(runs: pd.DataFrame, *, budget: str | None = None, tolerance
         keys = budget_of_runs(runs["C"].to_numpy(float), tolerance=tolerance)
     order = np.unique(keys)
     ln, loss = np.log(runs["N"].to_numpy(float)), runs["loss"].to_numpy(float)
-    log_d = np.log(runs["D"].to_numpy(float)) if use_d and "D" in runs.columns else None
+    log_d = np.log(runs["D"].to_numpy(float)) if "D" in runs.columns else None
     profiles = pd.DataFrame([_profile(ln[keys == k], loss[keys == k], float(k),
                                       None if log_d is None else log_d[keys == k],
                                       method=method, window_decades=window_decades) for k in order])
@@ -213,15 +212,14 @@ def isoflop_profiles(runs: pd.DataFrame, *, budget: str | None = None, tolerance
     if profiles["N_opt"].notna().sum() == 0:
         raise FitError(f"no IsoFLOP profile has a minimum ({len(profiles)} budget(s) found); each budget needs "
                        ">= 3 model sizes that bracket the optimum. Check the grouping (--budget COLUMN)")
-    d_source = "runs" if log_d is not None else "6N"
     if use.sum() < 2:
         warnings.append(f"only {int(use.sum())} budget(s) have a minimum inside the sampled range; "
                         "exponents need at least 2 (pass include_outside=True to use extrapolated minima)")
         nan = float("nan")
         return IsoFlopResult(profiles, nan, nan, nan, nan, nan, nan, int(use.sum()), run_profile, warnings,
-                             method, d_source)
+                             method)
     used = profiles[use]
     a, ia, a_se = _loglog(used["C"].to_numpy(float), used["N_opt"].to_numpy(float))
     b, ib, b_se = _loglog(used["C"].to_numpy(float), used["D_opt"].to_numpy(float))
     return IsoFlopResult(profiles, a, b, a_se, b_se, float(np.exp(ia)), float(np.exp(ib)), int(use.sum()),
-                         run_profile, warnings, method, d_source)
+                         run_profile, warnings, method)

@@ -163,10 +163,10 @@ def _numeric(raw: pd.DataFrame, column: str, name: str) -> np.ndarray:
     try:
         values = pd.to_numeric(series, errors="coerce")
     except OverflowError:
-        big = [i for i, v in enumerate(series) if isinstance(v, int) and abs(v) > np.finfo(float).max]
+        big = [i for i, v in enumerate(series) if isinstance(v, int) and len(str(abs(v))) > 308]
         i = big[0] if big else 0
-        raise DataError(f"column {column!r} ({name}): row {i} holds a {len(str(series.iloc[i]))}-digit integer, "
-                        "too large for a number of this kind; fix that row") from None
+        raise DataError(f"column {column!r} ({name}): row {i} holds a {len(str(abs(series.iloc[i])))}-digit "
+                        "integer, too large for a floating-point number; fix that row") from None
     bad_text = values.isna() & series.notna()
     if bad_text.any():
         i = int(np.flatnonzero(bad_text.to_numpy())[0])

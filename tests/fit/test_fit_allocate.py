@@ -94,3 +94,54 @@ def test_bad_budget():
         compute_optimal(PUBLISHED_LAWS["hoffmann2022"].law, -1.0)
     with pytest.raises(FitError, match="positive"):
         compute_optimal(PUBLISHED_LAWS["hoffmann2022"].law, math.nan)
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"schema_version": 1, "law": "chinchilla", "params": {"E": 1.8, "A": 480, "B": 2100, "alpha": "0.35", '
+     '"beta": 0.37}, "derived": {}}', "'alpha' must be a number"),
+    ('{"schema_version": 1, "law": "chinchilla", "params": {"E": 1.8, "A": 480, "B": 2100, "alpha": null, '
+     '"beta": 0.37}, "derived": {}}', "must be a number, got null"),
+    ('{"schema_version": 1, "law": "chinchilla", "params": {"E": 1.8, "A": 480, "B": 2100, "alpha": 0, '
+     '"beta": 0.37}, "derived": {}}', "not a positive number"),
+    ('{"schema_version": 1, "law": "kaplan", "params": {"N_c": 1e13, "D_c": 1e13, "alpha_N": -0.07, '
+     '"alpha_D": 0.1}, "derived": {}}', "'alpha_N' = -0.07 is not a positive"),
+    ('{"schema_version": 1, "law": "chinchilla", "params": {"E": NaN, "A": 480, "B": 2100, "alpha": 0.3, '
+     '"beta": 0.37}, "derived": {}}', "holds NaN is not a number"),
+    ('{"law": "chinchilla", "E": Infinity, "A": 480, "B": 2100, "alpha": 0.3, "beta": 0.37}',
+     "holds Infinity"),
+    ('{"schema_version": 1, "law": "isoflop", "params": {"N_coef": 0.1}, "derived": {"a": true}}',
+     "'a' must be a number"),
+    ('{"schema_version": 1, "law": "chinchilla", "params": [1, 2], "derived": {}}', "must be JSON objects"),
+    ("[" * 100000 + "]" * 100000, "nested too deeply"),
+    ('{"schema_version": 1, "law": {"deep": [[[]]]}, "params": {}, "derived": {}}', "unknown law"),
+])
+def test_every_saved_fit_field_is_validated(tmp_path, capsys, text, match):
+    """Issue 16 case 7: these gave tracebacks, or 'N_opt = inf, D_opt = 0, loss nan' with exit 0."""
+    from scalinglab.cli import main
+
+    path = tmp_path / "fit.json"
+    path.write_text(text)
+    code = main(["allocate", "--flops", "1e22", "--law", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and match in err and err.count("\n") == 1, err
+
+
+def test_a_directory_is_not_a_saved_fit(tmp_path):
+    d = tmp_path / "fit.json"
+    d.mkdir()
+    with pytest.raises(DataError, match="is a directory"):
+        load_law(str(d))
+
+
+def test_isoflop_fit_allocates_with_its_measured_tokens(tmp_path):
+    from fit_synthetic import isoflop_runs
+    from scalinglab.fit import fit_law
+    from scalinglab.fit.allocate import allocate_with_intervals, law_from_dict
+
+    runs = isoflop_runs(seed=3)
+    runs["D"] *= 2.0                     # the runs trained twice the tokens 6ND would say
+    d = fit_law(runs, "isoflop", n_resamples=20, at_flops=[1e21], check_mixed=False).to_dict(samples=True)
+    alloc, iv = allocate_with_intervals(law_from_dict(d), 1e21, d)
+    assert alloc.D_opt == pytest.approx(d["derived"]["D_opt@1e+21"]) and alloc.N_opt == pytest.approx(
+        d["derived"]["N_opt@1e+21"])
+    assert iv["D_opt"]["lo"] == pytest.approx(d["intervals"]["D_opt@1e+21"]["lo"])

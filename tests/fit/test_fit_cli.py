@@ -98,6 +98,13 @@ def test_allocate_published_and_inference(capsys):
     (["fit", "{const}", "--bootstrap", "0", "--grid", "coarse"], "N is constant"),
     (["fit", "{csv}", "--holdout-above", "1e30", "--grid", "coarse", "--bootstrap", "0"], "no runs above"),
     (["allocate", "--flops", "1e24", "--law", "nope"], "unknown law 'nope'"),
+    (["fit", "{csv}", "--at-flops", "0", "--bootstrap", "0", "--grid", "coarse"], "--at-flops must be positive"),
+    (["fit", "{csv}", "--at-flops", "-1", "--bootstrap", "0", "--grid", "coarse"], "--at-flops must be positive"),
+    (["fit", "{csv}", "--at-flops", "nan", "--bootstrap", "0", "--grid", "coarse"], "--at-flops must be positive"),
+    (["fit", "{csv}", "--at-flops", "inf", "--bootstrap", "0", "--grid", "coarse"], "--at-flops must be positive"),
+    (["fit", "{csv}", "--holdout-above", "nan", "--bootstrap", "0", "--grid", "coarse"], "must be a finite"),
+    (["fit", "{csv}", "--group-by", "nosuch", "--bootstrap", "0"], "--group-by column 'nosuch'"),
+    (["fit", "{csv}", "--law", "isoflop", "--isoflop-method", "window", "--window", "-1"], "positive number"),
 ])
 def test_errors_are_one_line(capsys, csv, tmp_path, argv, match):
     bad = tmp_path / "bad.csv"

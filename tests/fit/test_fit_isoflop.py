@@ -94,7 +94,7 @@ def test_without_d_the_table_falls_back_to_6n_and_says_so():
 
     runs = isoflop_runs(seed=4).drop(columns="D")
     res = fit_law(runs, "isoflop", n_resamples=0)
-    assert res.selection["derived"]["D"] == "C / (6 N)" and "6 N_opt" in res.diagnostics["D_opt_from"]
+    assert res.selection["derived"]["D"] == "C / (6 N)" and "no D of its own" in res.diagnostics["D_opt_from"]
     prof = res.tables["profiles"]
     np.testing.assert_allclose(prof["D_opt"], prof["C"] / (6 * prof["N_opt"]), rtol=1e-12)
 
@@ -106,3 +106,47 @@ def test_budget_centres_are_rounded_to_the_digits_given():
     runs["C"] = np.where(runs["C"] == 6e18, np.tile([5.9e18, 6.1e18], len(runs))[:len(runs)], runs["C"])
     assert isoflop_profiles(runs).profiles["C"].iloc[0] == pytest.approx(6e18, rel=0.01)
     assert repr(isoflop_profiles(runs).profiles["C"].iloc[0]).count("9999") == 0
+
+
+def wide_sweep(width=3.0, k=13, shift=(0.5, -0.5), params=CHINCHILLA_TRUE):
+    """7 budgets, k sizes over `width` decades, centred `shift` decades off the optimum (from + to -)."""
+    from scalinglab.core import laws
+
+    s = params["alpha"] + params["beta"]
+    G = (params["alpha"] * params["A"] / (params["beta"] * params["B"])) ** (1 / s)
+    budgets, rows = np.logspace(18, 21, 7), []
+    for C, sh in zip(budgets, np.linspace(*shift, budgets.size)):
+        n_opt = G * (C / 6) ** (params["beta"] / s)
+        for N in n_opt * 10 ** (sh + np.linspace(-width / 2, width / 2, k)):
+            rows.append({"N": N, "D": C / (6 * N), "C": C, "loss": laws.chinchilla(N, C / (6 * N), **params)})
+    return pd.DataFrame(rows), lambda c: G * (np.asarray(c) / 6) ** (params["beta"] / s)
+
+
+def test_wide_sweep_biases_the_global_parabola_but_not_the_window_or_akima():
+    """Loss is not a parabola in log N three decades wide: its minimum drifts (+0.018 decades here)."""
+    runs, truth = wide_sweep()
+    bias = {}
+    for method in ("parabola", "window", "akima"):
+        prof = isoflop_profiles(runs, method=method).profiles
+        assert prof["inside"].all()
+        bias[method] = np.log10(prof["N_opt"] / truth(prof["C"])).to_numpy()
+    assert np.mean(bias["parabola"]) > 0.012
+    assert np.abs(bias["window"]).max() < 0.005 and np.abs(bias["akima"]).max() < 0.005
+    # each budget says how its sizes sit around the minimum: +0.33 (more above) to -0.33 (more below)
+    asym = isoflop_profiles(runs, method="akima").profiles["asymmetry"].to_numpy()
+    np.testing.assert_allclose(asym, np.linspace(0.333, -0.333, 7), atol=0.01)
+
+
+def test_akima_minimum_at_the_edge_is_flagged():
+    runs, _ = wide_sweep(width=1.0, k=5, shift=(1.0, 0.0))     # the first budget's sizes all lie above N_opt
+    prof = isoflop_profiles(runs, method="akima").profiles
+    assert not prof["inside"].iloc[0] and "smallest model size" in prof["note"].iloc[0]
+    assert prof["inside"].iloc[-1]
+
+
+def test_window_keeps_sizes_near_the_lowest_loss():
+    runs, _ = wide_sweep()
+    prof = isoflop_profiles(runs, method="window", window_decades=0.5).profiles
+    assert (prof["n_sizes_used"] == 5).all()               # 13 sizes over 3 decades: 0.25 apart, +-0.5 -> 5
+    with pytest.raises(FitError, match="unknown IsoFLOP method"):
+        isoflop_profiles(runs, method="spline")

@@ -105,3 +105,55 @@ def test_drop_highest_loss(runs):
     assert len(out) == len(runs) - 3 and out["loss"].max() == runs["loss"].sort_values().iloc[-4]
     with pytest.raises(DataError, match="keep at least one"):
         drop_highest_loss(runs, len(runs))
+
+
+def test_duplicated_csv_column_is_refused_not_silently_the_first(tmp_path):
+    """Issue 16 case 9: pandas renames the second 'loss' to 'loss.1' and the fit used the first."""
+    path = tmp_path / "dup.csv"
+    path.write_text("N,D,loss,loss\n1e8,1e10,3.0,2.0\n2e8,1e10,2.9,1.9\n")
+    before = path.read_bytes()
+    with pytest.raises(DataError, match="names the column 'loss' twice"):
+        load_runs(path)
+    assert path.read_bytes() == before
+    frame = pd.DataFrame([[1e8, 1e10, 3.0, 2.0]], columns=["N", "D", "loss", "loss"])
+    with pytest.raises(DataError, match="twice"):
+        load_runs(frame)
+
+
+def test_parquet_datetime_column_is_not_a_parameter_count(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "dates.parquet"
+    pd.DataFrame({"N": pd.date_range("2024-01-01", periods=4), "D": [1e10] * 4, "loss": [3.0, 2.9, 2.8, 2.7]}
+                 ).to_parquet(path)
+    with pytest.raises(DataError, match="column 'N' \\(N\\) holds dates"):
+        load_runs(path, require=("N", "loss"))
+
+
+def test_huge_integer_and_text_in_numeric_columns_are_one_line_errors(tmp_path):
+    """Issue 16 case 7: a 400-digit integer raised OverflowError from pandas."""
+    path = tmp_path / "big.csv"
+    path.write_text(f"N,D,loss\n100000000,1e10,3.0\n{'9' * 400},1e10,2.9\n200000000,2e10,2.8\n")
+    with pytest.raises(DataError, match="row 1 holds a 400-digit integer") as info:
+        load_runs(path, require=("N", "D", "loss"))
+    assert "\n" not in str(info.value)
+    path.write_text("N,D,loss\n1e8,1e10,3.0\n2e8,lots,2.9\n")
+    with pytest.raises(DataError, match="column 'D' \\(D\\) is not numeric: row 1 holds 'lots'"):
+        load_runs(path, require=("N", "D", "loss"))
+
+
+def test_store_config_keys_become_columns(tmp_path, runs):
+    path = tmp_path / "store.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
+                "flops REAL, examples INTEGER, val_loss REAL, owner TEXT)")
+    con.execute("CREATE TABLE study_runs (study TEXT, key TEXT)")
+    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(f"k{i}", "mnist", json.dumps({"lr": 0.01 * (1 + i % 2), "seed": 0, "data": {"x": 1}}),
+                      "complete", int(r.N), float(r.C), int(r.D), float(r.loss), f"host:{i}")
+                     for i, r in runs.iterrows()])
+    con.executemany("INSERT INTO study_runs VALUES (?,?)", [("s1", f"k{i}") for i in range(len(runs))])
+    con.commit()
+    con.close()
+    out = load_runs(path)
+    assert set(out["lr"]) == {0.01, 0.02} and set(out["study"]) == {"s1"}
+    assert "owner" not in out.columns and "config" not in out.columns and "data" not in out.columns
