@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from scalinglab.report.figures import Chart, Panel, Series, StudyReport, Table
+from scalinglab.report.chart import Chart, Panel, Series, Table
 
 PANEL_W, PANEL_H = 460, 320  # SVG user units of one panel
 M_LEFT, M_RIGHT, M_TOP, M_BOTTOM = 64, 14, 12, 46  # plot-area margins
@@ -350,26 +350,33 @@ def _script_json(data: Any) -> str:
             .replace("&", "\\u0026").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def summary_html(report: StudyReport) -> str:
+def summary_html(report) -> str:
+    """The summary section: the same words as ``StudyAnalysis.summary_text()``, as HTML."""
     s = report.summary
     findings = "".join(f"<p>{esc(p)}</p>" for p in s.findings)
     comparison = f"<p>{esc(s.comparison)}</p>" if s.comparison else ""
+    allocation = table_html(Table("Compute-optimal allocation implied by the Approach 1 fits (N_opt = N_coef·C^a, "
+                                  "D_opt = D_coef·C^b) and the loss the frontier law predicts there",
+                                  s.allocation_columns, s.allocation)) if s.allocation else ""
     uncertain = "".join(f"<li>{esc(u)}</li>" for u in s.uncertain)
     return (f'<section class="summary" id="summary"><h2>Summary</h2>{findings}{comparison}'
-            f"{table_html(s.allocation)}<h3>What is uncertain</h3><ul>{uncertain}</ul></section>")
+            f"{allocation}<h3>What is uncertain</h3><ul>{uncertain}</ul></section>")
 
 
-def provenance_html(report: StudyReport) -> str:
+def provenance_html(report) -> str:
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in report.provenance.rows)
-    grid = esc(json.dumps(jsonable(report.provenance.grid), indent=1, ensure_ascii=False))
+    grid = esc(json.dumps(jsonable(report.provenance.design), indent=1, ensure_ascii=False))
     return (f'<section class="provenance" id="provenance"><h2>How the study was run</h2>'
             f'<div class="table-wrap"><table class="kv"><tbody>{rows}</tbody></table></div>'
-            f"<details><summary>Grid as stored</summary><pre>{grid}</pre></details></section>")
+            f"<details><summary>Design as stored</summary><pre>{grid}</pre></details></section>")
 
 
-def render_report(report: StudyReport, *, charts: list[Chart] | None = None,
-                  files: dict[str, list[str]] | None = None, data_files: list[str] | None = None) -> str:
-    """The whole report as one HTML document (CSS and JS inline, no external requests)."""
+def render_report(report, *, charts: list[Chart] | None = None, files: dict[str, list[str]] | None = None,
+                  data_files: dict[str, str] | None = None) -> str:
+    """The whole report as one HTML document (CSS and JS inline, no external requests).
+
+    ``data_files`` maps each group's label to its points CSV (relative path).
+    """
     charts = charts if charts is not None else report.charts()
     files = files or {}
     sa = report.analysis
@@ -381,13 +388,11 @@ def render_report(report: StudyReport, *, charts: list[Chart] | None = None,
             f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in report.missing.items()) + "</ul></section>")
     reproduce = ""
     if data_files:
-        n, grid = sa.settings["n_resamples"], sa.settings["chinchilla_starts"]
-        flags = {"frontier": f"--bootstrap {n}", "chinchilla": f"--grid {grid} --bootstrap {n}",
-                 "isoflop": f"--bootstrap {n}"}
-        cmds = "\n".join(f"scalinglab fit {f} --law {law} {flags[law]} --json" for f in data_files for law in flags)
+        cmds = "\n".join(c for g in sa.groups if g.label in data_files
+                         for c in g.fit_commands(data_files[g.label], sa.settings))
         reproduce = ('<section class="reproduce" id="reproduce"><h2>Reproduce the numbers</h2><p>The seed-mean '
-                     "settings behind every fit are saved next to this page; the fit command gives the same "
-                     f"estimates and intervals (same estimators, bootstrap seed 0):</p><pre>{esc(cmds)}</pre>"
+                     "settings behind every fit are saved next to this page; each command prints the same "
+                     f"estimates and intervals as this page (the same fit_law call):</p><pre>{esc(cmds)}</pre>"
                      "<p>All numbers of this page are also in <code>report.json</code>.</p></section>")
     body = "".join(chart_html(c, files.get(c.key)) for c in charts)
     return f"""<!doctype html>
@@ -401,7 +406,7 @@ def render_report(report: StudyReport, *, charts: list[Chart] | None = None,
 </head>
 <body data-js="pending">
 <header><div class="wrap"><h1>{esc(title)}</h1>
-<p class="sub">{esc(f"{len(sa.runs)} runs from {sa.db}")} · <a href="#provenance">how it was run</a></p>
+<p class="sub">{esc(f"{sa.family} · {sum(sa.status.values())} runs from {report.db}")} · <a href="#provenance">how it was run</a></p>
 <nav><a href="#summary">Summary</a>{nav}<a href="#provenance">Provenance</a></nav></div></header>
 <main class="wrap">
 <pre id="js-errors" hidden></pre>

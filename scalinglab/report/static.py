@@ -1,4 +1,4 @@
-"""The static renderer: a :class:`~scalinglab.report.figures.Chart` as a matplotlib figure (PNG, SVG).
+"""The static renderer: a :class:`~scalinglab.report.chart.Chart` as a matplotlib figure (PNG, SVG).
 
 Uses ``matplotlib.figure.Figure`` directly (no pyplot state, Agg canvas), so
 it is safe inside a sweep process and in notebooks alike.
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import DataError
-from scalinglab.report.figures import Chart, Panel, Series
+from scalinglab.report.chart import Chart, Panel, Series
 
 PANEL_INCHES = (4.7, 3.5)
 DPI = 110

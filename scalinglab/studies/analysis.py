@@ -254,7 +254,7 @@ def analyse_study(loaded, *, n_resamples: int = 200, level: float = 0.95, chinch
     done = runs[runs["status"] == "complete"]
     tuned_keys = tuple(loaded.design.get("tuned_keys", ()))
     seed_key = loaded.design.get("seed_key", "seed")
-    settings_of = setting_keys(done, seed_key=seed_key, tuned=tuned_keys)
+    settings_of = list(loaded.setting_keys) or setting_keys(done, seed_key=seed_key, tuned=tuned_keys)
     tuned = {t: int(done.groupby(settings_of, dropna=False)[t].nunique().max()) for t in tuned_keys if t in done}
     return StudyAnalysis(
         study=loaded.name, family=loaded.family, info=loaded.info,

@@ -1,6 +1,7 @@
-"""The report in a real browser: headless Chromium loads it offline, runs its script, shows every chart.
+"""The reports in a real browser: headless Chromium loads each offline, runs its script, shows every chart.
 
-Saves a screenshot to <repo>/test-artifacts/report.png. Skipped when no
+Covers the MNIST, the LM and a user family's study (one code path). Saves
+screenshots to <repo>/test-artifacts/report-<study>.png. Skipped when no
 `chromium` is installed (scripts/test installs Debian's package).
 """
 
@@ -43,7 +44,12 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
 
 
-def test_report_renders_in_headless_chromium(report, written, tmp_path):
+@pytest.mark.parametrize("which,shot_name", [("written", "report-mnist"), ("lm_written", "report-lm"),
+                                             ("toy_written", "report-toy-mlp")])
+def test_report_renders_in_headless_chromium(which, shot_name, request, tmp_path):
+    written = request.getfixturevalue(which)
+    report = request.getfixturevalue({"written": "report", "lm_written": "lm_report",
+                                      "toy_written": "toy_report"}[which])
     page = written.read_text()
     probed = written.with_name("probed.html")
     probed.write_text(page.replace("</body>", PROBE + "\n</body>"))
@@ -54,10 +60,11 @@ def test_report_renders_in_headless_chromium(report, written, tmp_path):
     assert "Uncaught" not in run.stderr, run.stderr[-2000:]
     assert 'data-js="ok"' in dom and "<title>JS error" not in dom
     assert re.search(r'<pre id="js-errors" hidden(="")?></pre>', dom), "the page reported a JavaScript error"
-    assert "<title>INJECTED</title>" not in dom  # the study name's <script> stayed text
+    assert "<title>INJECTED</title>" not in dom  # the MNIST study name's <script> stayed text
     charts = report.charts()
     assert len(re.findall(r'<section class="chart"', dom)) == len(charts)
     assert len(re.findall(r'<svg class="chart-panel"', dom)) == sum(len(c.panels) for c in charts)
+    assert all(f'id="{c.key}"' in dom for c in charts)
     assert f'data-figures="{len(charts)}"' in dom
     probe = re.search(r'data-probe="hidden=(\d+);pressed=(\w+);tip=([^"]*)"', dom)
     assert probe, "the probe script did not run"
@@ -65,7 +72,7 @@ def test_report_renders_in_headless_chromium(report, written, tmp_path):
 
     artifacts = REPO / "test-artifacts"
     artifacts.mkdir(exist_ok=True)
-    shot = artifacts / "report.png"
+    shot = artifacts / f"{shot_name}.png"
     shot.unlink(missing_ok=True)
     run = chromium(f"--screenshot={shot}", "--window-size=1400,4000", written.as_uri(),
                    profile=tmp_path / "profile")

@@ -1,170 +1,183 @@
-"""The figure data: every number comes from the library's analysis, and the charts are well formed."""
+"""The figure data: generic figures from the fits and points, family extras through the hook, well-formed charts."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
+import sys
 
 import numpy as np
-import pandas as pd
 import pytest
-from report_synthetic import LAW, OLDER, STUDY, best_lr
+from report_synthetic import LM_STUDY, best_lr
 
-from scalinglab.errors import ConfigError
-from scalinglab.fit import compute_frontier, isoflop_profiles
-from scalinglab.report import (
-    exponent_table,
-    lr_choices,
-    report_from_analysis,
-    resolve_study,
-)
-from scalinglab.report.figures import backtest_threshold, fmt_ci, fmt_fraction, fmt_num
-from scalinglab.families.mnist.study import analyse_mnist, select_lr, with_config_defaults
+from scalinglab.fit.fitting import fit_law
+from scalinglab.fit.frontier import compute_frontier
+from scalinglab.report import family_hook
+from scalinglab.report.figures import is_grid
+from scalinglab.studies.analysis import fmt_interval, fmt_num
+
+GENERIC = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "training-curves"]
 
 
-def test_default_study_is_the_most_recent(study_db):
-    assert resolve_study(study_db) == (STUDY, "mnist_cnn")
-    assert resolve_study(study_db, OLDER)[0] == OLDER
-    with pytest.raises(ConfigError, match="no study named 'nope'"):
-        resolve_study(study_db, "nope")
-    with pytest.raises(ConfigError, match="does not exist"):
-        resolve_study(study_db.parent / "missing.db")
+def test_each_study_gets_the_figures_its_data_allows(report, lm_report, toy_report):
+    assert [f.key for f in report.figures] == [*GENERIC, "lr-choices", "dropout-effect"]
+    assert report.missing == {}
+    assert [f.key for f in lm_report.figures] == [k for k in GENERIC if k != "loss-n-d"] + [
+        "isoflop-counts", "noise-scale", "forecasts"]
+    assert "not an N x D grid" in lm_report.missing["loss-n-d"]
+    assert [f.key for f in toy_report.figures] == ["loss-compute", "compute-optimal", "loss-n-d", "isoflop",
+                                                   "chinchilla"]
+    assert set(toy_report.missing) == {"error-rate", "training-curves"}
 
 
-def test_report_analyses_are_the_study_module_analyses(report):
-    """The frontier fit and Approach 1 numbers are analyse_mnist's, unchanged."""
-    sa = report.analysis
-    again = analyse_mnist(sa.runs, n_resamples=sa.settings["n_resamples"])
-    assert [d.dropout for d in sa.dropouts] == [0.0, 0.2]
-    for mine, theirs in zip(sa.dropouts, again):
-        assert mine.frontier.fit["params"] == theirs.fit["params"]
-        assert mine.frontier.fit["ci"] == theirs.fit["ci"]
-        assert mine.frontier.approach1["estimate"] == theirs.approach1["estimate"]
-        assert mine.approach1.a == pytest.approx(theirs.approach1["estimate"]["a"], rel=1e-12)
+def test_legends_name_sizes_by_the_setting_key_that_stands_for_them(report, lm_report, toy_report):
+    def legend(r):
+        return [s.name for s in r.figure("loss-compute").chart().legend()]
+    assert "width 4" in legend(report) and "size d16-l1" in legend(lm_report) and "hidden 8" in legend(toy_report)
 
 
 def test_loss_vs_compute_draws_the_frontier_and_its_law(report):
     fig = report.figure("loss-compute")
-    for panel, d in zip(fig.panels, report.analysis.dropouts):
-        expected = compute_frontier(d.points)
-        assert panel.frontier["run"].tolist() == expected["run"].tolist()
-        p = d.frontier.fit["params"]
+    for panel, g in zip(fig.panels, report.analysis.groups):
+        assert panel.frontier["run"].tolist() == compute_frontier(g.points)["run"].tolist()
+        p = g.fits["frontier"].params
         c = panel.curve["C"].to_numpy()
         np.testing.assert_allclose(panel.curve["loss"], p["E"] + p["A"] * c ** -p["alpha"], rtol=1e-12)
-        assert c.min() == pytest.approx(d.points["C"].min()) and c.max() == pytest.approx(d.points["C"].max())
-        # the band comes from the very resamples behind the reported interval, and brackets the fit
-        s = d.fit_samples[d.fit_samples["converged"]]
-        lo, hi = np.percentile(s["alpha"], [2.5, 97.5])
-        assert [lo, hi] == pytest.approx(d.frontier.fit["ci"]["alpha"], rel=1e-12)
-        c_lo, c_fit, c_hi = (panel.curve[k] for k in ("lo", "loss", "hi"))
-        assert ((c_lo <= c_fit * (1 + 1e-6)) & (c_fit <= c_hi * (1 + 1e-6))).mean() > 0.9
-    chart = fig.chart()
-    legend = [s.name for s in chart.legend()]
-    alpha = report.analysis.dropouts[0].frontier.fit["params"]["alpha"]
-    assert any(f"α = {alpha:.3f}" in name for name in legend), legend
-    assert {f"width {w}" for w in report.analysis.dropouts[0].points["width"]} <= set(legend)
+        assert c.min() == pytest.approx(g.points["C"].min()) and c.max() == pytest.approx(g.points["C"].max())
+        # the band comes from the resamples behind the reported interval, and brackets the fit
+        s = g.fits["frontier"].samples
+        lo, hi = np.percentile(s.loc[s["converged"], "alpha"], [2.5, 97.5])
+        iv = g.fits["frontier"].intervals["alpha"]
+        assert [lo, hi] == pytest.approx([iv.lo, iv.hi], rel=1e-12)
+        inside = (panel.curve["lo"] <= panel.curve["loss"] * (1 + 1e-6)) & \
+                 (panel.curve["loss"] <= panel.curve["hi"] * (1 + 1e-6))
+        assert inside.mean() > 0.9
+    legend = [s.name for s in fig.chart().legend()]
+    assert any(fmt_interval(report.analysis.groups[0].fits["frontier"].intervals["alpha"]) in n for n in legend)
 
 
-def test_compute_optimal_table_compares_dropout_settings(report):
+def test_compute_optimal_table_reads_the_fit_results(report):
     fig = report.figure("compute-optimal")
     table = fig.exponents
-    assert set(table["dropout"]) == {0.0, 0.2}
-    for d in report.analysis.dropouts:
-        row = table[(table["dropout"] == d.dropout) & (table["quantity"] == "a")
-                    & table["method"].str.startswith("Approach 1")].iloc[0]
-        assert row["estimate"] == d.frontier.approach1["estimate"]["a"]
-        assert [row["lo"], row["hi"]] == list(d.frontier.approach1["ci"]["a"])
-        chin = table[(table["dropout"] == d.dropout) & table["method"].str.startswith("Approach 3")
-                     & (table["quantity"] == "a")].iloc[0]
-        assert chin["estimate"] == d.chinchilla.summary["derived"]["a"]
+    for g in report.analysis.groups:
+        for method, fit in (("Approach 1", "approach1"), ("Approach 3", "chinchilla")):
+            row = table[(table["group"] == g.label) & (table["quantity"] == "a")
+                        & table["method"].str.startswith(method)].iloc[0]
+            assert row["estimate"] == g.fits[fit].value("a")
+        panel = fig.panels[report.analysis.groups.index(g)]
+        assert panel.isoflop["D_opt"].tolist() == g.fits["isoflop"].tables["profiles"].query("inside")["D_opt"].tolist()
     rendered = fig.chart().tables[0]
-    assert rendered.columns[-2:] == ("no dropout", "dropout 0.2")
+    assert rendered.columns[-2:] == ("dropout 0", "dropout 0.2")
     assert len(rendered.rows) == table.groupby(["quantity", "method"]).ngroups
 
 
-def test_chinchilla_fit_recovers_the_synthetic_law(report):
-    """The no-dropout runs follow L = E + A/N^alpha + B/D^beta at their best LR, with 1% noise."""
-    ch = report.analysis.dropouts[0].chinchilla
-    assert ch.fit is not None and ch.backtest is not None
-    assert ch.fit.alpha_ == pytest.approx(LAW["alpha"], abs=0.08)
-    assert ch.fit.beta_ == pytest.approx(LAW["beta"], abs=0.08)
-    assert ch.backtest.summary["mean_abs_rel_error"] < 0.05
-    panel = report.figure("chinchilla").panels[0]
-    held = panel.backtest
-    assert (held["C"] > panel.threshold).all()
-    assert panel.threshold == backtest_threshold(report.analysis.dropouts[0].points["C"])
-    np.testing.assert_allclose(np.exp(panel.points["residual"]) * panel.points["predicted"], panel.points["loss"])
-
-
-def test_isoflop_budgets_are_formed_as_the_fit_cli_forms_them(report):
+def test_isoflop_parabolas_are_the_profiles_drawn_over_the_sampled_sizes(report):
     fig = report.figure("isoflop")
-    assert "0.05 decades" in fig.how
-    for panel, d in zip(fig.panels, report.analysis.dropouts):
-        plain = isoflop_profiles(d.points)  # group_budgets inside, the same default tolerance
-        assert panel.profiles["N_opt"].tolist() == pytest.approx(plain.profiles["N_opt"].tolist(), nan_ok=True)
-        assert (panel.profiles["inside"]).sum() >= 2 and np.isfinite(panel.a)
-        for i, r in panel.profiles[panel.profiles["N_opt"].notna()].iterrows():
-            members = panel.runs[panel.runs["profile"] == i]
+    for panel in fig.panels:
+        prof = panel.fit.tables["profiles"]
+        for i, r in prof[prof["N_opt"].notna()].iterrows():
+            members = panel.points[panel.points["profile"] == i]
             assert np.ptp(np.log10(members["C"])) < 0.05 * len(members)
             curve = panel.parabolas[panel.parabolas["profile"] == i]
-            assert curve["N"].min() == pytest.approx(members["N"].min())  # drawn over the sampled sizes
+            assert curve["N"].min() == pytest.approx(members["N"].min())
             if r["inside"]:
                 assert curve["loss"].min() == pytest.approx(r["loss_opt"], rel=1e-3)
 
 
+def test_chinchilla_residuals_and_backtest(report):
+    panel = report.figure("chinchilla").panels[0]
+    np.testing.assert_allclose(np.exp(panel.points["residual"]) * panel.points["predicted"], panel.points["loss"])
+    np.testing.assert_allclose(panel.points["predicted"], panel.fit.estimator.predict(panel.points))
+    assert (panel.backtest["C"] > panel.fit.backtest["holdout_above"]).all()
+    assert len(panel.backtest) == panel.fit.backtest["n_test"]
+
+
+def test_training_curves_are_the_frontier_settings(report):
+    fig = report.figure("training-curves")
+    for g in report.analysis.groups:
+        mine = fig.curves[fig.curves["group"] == g.label]
+        front = compute_frontier(g.points).set_index("run")["C"]
+        assert set(mine["run"]) == set(front.index)
+        np.testing.assert_allclose(mine.groupby("run")["C"].max().loc[front.index], front, rtol=1e-9)
+
+
+def test_grid_detection():
+    import pandas as pd
+
+    grid = pd.DataFrame({"N": [1, 1, 2, 2], "D": [1, 2, 1, 2]})
+    assert is_grid(grid) and not is_grid(pd.DataFrame({"N": [1, 2, 3], "D": [3, 2, 1]}))
+
+
+# ----------------------------------------------------------------- MNIST extras
+
 def test_lr_figure_shows_the_selected_learning_rates(report):
     fig = report.figure("lr-choices")
-    chosen = select_lr(with_config_defaults(report.analysis.runs))
-    expected = chosen[["width", "fraction", "dropout", "lr"]].drop_duplicates()
-    merged = fig.chosen.merge(expected, on=["width", "fraction", "dropout"], suffixes=("", "_lib"))
-    assert len(merged) == len(fig.chosen) == 60 and (merged["lr"] == merged["lr_lib"]).all()
+    assert len(fig.chosen) == 60
+    merged = fig.chosen.merge(report.study.points[["width", "fraction", "dropout", "lr"]],
+                              on=["width", "fraction", "dropout"], suffixes=("", "_points"))
+    assert (merged["lr"] == merged["lr_points"]).all()
     full = fig.chosen[fig.chosen["fraction"] == 1.0]
     assert all(r["lr"] == best_lr(r["width"]) for _, r in full.iterrows())  # the synthetic optimum
-    one_lr = dataclasses.replace(report.analysis, runs=report.analysis.runs[report.analysis.runs["lr"] == 0.1])
-    assert lr_choices(one_lr) is None
 
 
-def test_lr_figure_is_missing_with_a_reason_when_not_tuned(report):
-    sa = report.analysis
-    runs = sa.runs[sa.runs["lr"] == 0.1]
-    one_lr = dataclasses.replace(sa, runs=runs, chosen=select_lr(runs))
-    again = report_from_analysis(one_lr)
-    assert "lr-choices" not in [f.key for f in again.figures]
-    assert "--lr tune" in again.missing["lr-choices"]
+def test_dropout_effect_compares_each_setting_with_its_dropout_free_twin(report):
+    fig = report.figure("dropout-effect")
+    base = report.analysis.groups[0].points.set_index(["width", "fraction"])["loss"]
+    r = fig.ratio.set_index(["width", "fraction"])
+    np.testing.assert_allclose(r["ratio"], r["loss"] / base.loc[r.index].to_numpy())
+    # the synthetic dropout penalty is 1 + 0.6 * 0.2 / sqrt(width): larger for narrow models
+    by_width = fig.ratio.groupby("width")["ratio"].median()
+    assert by_width.iloc[0] > by_width.iloc[-1] > 1
 
 
-def test_training_curves_are_the_frontier_runs(report):
-    fig = report.figure("training-curves")
-    for d in report.analysis.dropouts:
-        mine = fig.curves[fig.curves["dropout"] == d.dropout]
-        assert set(mine["run"]) == set(d.frontier.frontier["run"])
-        ends = mine.groupby("run")["C"].max()
-        front = d.frontier.frontier.set_index("run")["C"]
-        np.testing.assert_allclose(ends.loc[front.index], front, rtol=1e-9)
+# ----------------------------------------------------------------- LM extras
+
+def test_lm_non_embedding_isoflop_is_the_fit_cli_with_n_column(lm_report):
+    fig = lm_report.figure("isoflop-counts")
+    label, total, ne = fig.fits[0]
+    g = lm_report.analysis.groups[0]
+    assert total is g.fits["isoflop"]
+    again = fit_law(g.points, "isoflop", columns={"n": "params_non_embedding"}, n_resamples=40)
+    assert ne.derived == again.derived
+    assert ne.value("a") > total.value("a")  # embeddings are a big share of small models' N
+    assert any("non-embedding" in f for f in lm_report.summary.findings)
 
 
-def test_summary_quotes_the_fitted_numbers(report):
-    s = report.summary
-    assert len(s.findings) == 2 and s.comparison.startswith("Dropout:")
-    for text, d in zip(s.findings, report.analysis.dropouts):
-        p = d.frontier.fit["params"]
-        assert f"C^−{p['alpha']:.3f}" in text
-        lo, hi = d.frontier.approach1["ci"]["a"]
-        assert f"{round(lo, 2) + 0.0:.2f} to {round(hi, 2) + 0.0:.2f}" in text
-    assert len(s.allocation.rows) == 4
-    assert any("seeds per setting" in u for u in s.uncertain)
+def test_lm_noise_scale_slope_recovers_the_synthetic_power(lm_report):
+    fig = lm_report.figure("noise-scale")
+    assert fig.slope == pytest.approx(-4.8, abs=0.1) and fig.alpha_b == pytest.approx(0.21, abs=0.01)
+    assert fig.points["fit"].sum() < len(fig.points)  # the warmup segments are left out
 
 
-def test_exponent_table_rows_have_intervals(report):
-    table = exponent_table(report.analysis)
-    assert table[["estimate", "lo", "hi"]].notna().all().all()
-    assert ((table["lo"] <= table["estimate"] + 1e-12) & (table["estimate"] <= table["hi"] + 1e-12)).all()
+def test_lm_forecasts_cover_every_run(lm_report):
+    fig = lm_report.figure("forecasts")
+    assert len(fig.forecasts) == 20 and fig.forecasts["predicted"].notna().all()
+    np.testing.assert_allclose(fig.forecasts["rel_error"],
+                               (fig.forecasts["predicted"] - fig.forecasts["actual"]) / fig.forecasts["actual"])
 
 
-def test_every_chart_is_well_formed(report):
-    charts = report.charts()
-    assert [c.key for c in charts] == ["loss-compute", "accuracy-compute", "compute-optimal", "kaplan-views",
-                                       "isoflop", "chinchilla", "lr-choices", "training-curves"]
+# ----------------------------------------------------------------- the hook
+
+def test_the_hook_is_found_on_a_user_family_object(tmp_path, monkeypatch, lm_report):
+    (tmp_path / "my_family_mod.py").write_text(
+        "class Fam:\n    name = 'mine'\n    def cost(self, c): return 1.0\n    def data_key(self, c): return 0\n"
+        "    def load_data(self, c): return None\n    def train(self, c, d): return None\n"
+        "    def report_extras(self, study, analysis): return ['called', study.name]\n"
+        "FAMILY = Fam()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    study = lm_report.study
+    monkeypatch.setitem(study.info, "family_spec", "my_family_mod:FAMILY")
+    hook = family_hook(study)
+    assert hook(study, lm_report.analysis) == ["called", LM_STUDY]
+    monkeypatch.setitem(study.info, "family_spec", "no_such_module_xyz:FAMILY")
+    assert family_hook(study) is None
+    sys.modules.pop("my_family_mod", None)
+
+
+# ----------------------------------------------------------------- charts
+
+@pytest.mark.parametrize("which", ["report", "lm_report", "toy_report"])
+def test_every_chart_is_well_formed(which, request):
+    charts = request.getfixturevalue(which).charts()
     for chart in charts:
         assert chart.panels and chart.question.endswith("?")
         for panel in chart.panels:
@@ -182,13 +195,10 @@ def test_every_chart_is_well_formed(report):
 def test_number_formats():
     assert fmt_num(60912) == "60,900" and fmt_num(5.33e12) == "5.33e12" and fmt_num(0.04125) == "0.0413"
     assert fmt_num(float("nan")) == "—"
-    assert fmt_ci(0.3897, (0.29, -7e-17), decimals=3) == "0.390 [0.290, 0.000]"
-    assert fmt_ci(0.39, (None, None)) == "0.39"
+    from scalinglab.fit.result import Interval
+
+    assert fmt_interval(Interval(0.3897, lo=0.29, hi=-7e-17, method="bootstrap")) == "0.390 [0.290, 0.000]"
+    assert fmt_interval(Interval(0.39, lo=0.3, hi=0.5, supported=False)) == "0.390"
+    from scalinglab.families.mnist.report import fmt_fraction
+
     assert [fmt_fraction(f) for f in (1.0, 0.5, 1 / 64, 0.3)] == ["1", "1/2", "1/64", "0.3"]
-
-
-def test_points_frame_is_what_the_study_module_computes(report):
-    d = report.analysis.dropouts[0]
-    assert isinstance(d.points, pd.DataFrame)
-    assert {"run", "width", "fraction", "N", "D", "C", "loss", "loss_sd", "acc", "lr", "n_seeds"} <= set(d.points)
-    assert (d.points["n_seeds"] == 2).all()

@@ -11,7 +11,7 @@ import pytest
 from report_synthetic import INJECT, NOTE
 
 from scalinglab.cli import main
-from scalinglab.report.figures import Chart, Panel, Series
+from scalinglab.report.chart import Chart, Panel, Series
 from scalinglab.report.html import chart_html, log_ticks, panel_svg, tick_label
 from scalinglab.report.static import log_label
 
@@ -26,13 +26,15 @@ def test_report_writes_page_figures_numbers_and_data(report, written):
         assert f'href="figures/{chart.key}.png"' in written.read_text()
     numbers = json.loads((out / "report.json").read_text())
     assert numbers["figures"] == [c.key for c in report.charts()]
-    assert numbers["analyses"][0]["fit"]["params"] == report.analysis.dropouts[0].frontier.fit["params"]
+    frontier = report.analysis.groups[0].fits["frontier"]
+    assert numbers["analysis"]["groups"][0]["fits"]["frontier"] == frontier.to_dict()
     points = pd.read_csv(out / "data" / "points-dropout-0.csv")
-    assert len(points) == len(report.analysis.dropouts[0].points)
+    assert len(points) == len(report.analysis.groups[0].points)
 
 
-def test_page_is_self_contained(written):
-    page = written.read_text()
+@pytest.mark.parametrize("which", ["written", "lm_written", "toy_written"])
+def test_page_is_self_contained(which, request):
+    page = request.getfixturevalue(which).read_text()
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", page))
     assert urls <= {"http://www.w3.org/2000/svg"}, urls  # no CDN, no fonts, no trackers
     assert not re.search(r"<(link|img|iframe|object)\b|<script[^>]*\bsrc=", page)  # nothing fetched
@@ -77,39 +79,63 @@ def test_log_ticks_and_labels():
     assert log_label(3e11) == "3×10¹¹" and log_label(1e-4) == "10⁻⁴"
 
 
-def run_cli(capsys, *argv):
+def run_cli(capsys, *argv, codes=(0,)):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
-    assert code == 0, err
+    assert code in codes, err
     return out
 
 
-def test_report_cli_numbers_equal_the_fit_cli(study_db, written, tmp_path, capsys):
-    """`scalinglab report` and `scalinglab fit` on the saved settings give the same estimates and intervals."""
+def fit_json(capsys, *argv) -> dict:
+    """`scalinglab fit ... --json` (exit 1 only says some interval is not supported by the data)."""
+    return json.loads(run_cli(capsys, "fit", *argv, "--json", codes=(0, 1)))
+
+
+def _close(theirs, mine) -> bool:
+    """Equal to 1e-9 relative, None (a non-finite number in the JSON) only where the other is None too."""
+    if mine is None or theirs is None:
+        return mine is theirs
+    return theirs == pytest.approx(mine, rel=1e-9)
+
+
+def _same(fit_json: dict, mine: dict) -> None:
+    for part in ("params", "derived"):
+        assert fit_json[part].keys() == mine[part].keys()
+        assert all(_close(fit_json[part][k], v) for k, v in mine[part].items()), part
+    for k, iv in mine["intervals"].items():
+        assert fit_json["intervals"][k]["supported"] == iv["supported"], k
+        assert _close(fit_json["intervals"][k]["lo"], iv["lo"]) and _close(fit_json["intervals"][k]["hi"], iv["hi"]), k
+
+
+@pytest.mark.parametrize("study", ["STUDY", pytest.param("LM_STUDY", marks=pytest.mark.slow),
+                                   pytest.param("TOY_STUDY", marks=pytest.mark.slow)])
+def test_report_cli_numbers_equal_the_fit_cli(study, study_db, tmp_path, capsys):
+    """`scalinglab report`, then `scalinglab fit` on the saved points: the same estimates and intervals."""
+    import report_synthetic
+
     out = tmp_path / "cli"
-    msg = run_cli(capsys, "report", "--db", study_db, "--out", out, "--bootstrap", 40, "--grid", "coarse",
-                  "--no-static")
+    msg = run_cli(capsys, "report", "--db", study_db, "--study", getattr(report_synthetic, study), "--out", out,
+                  "--bootstrap", 40, "--grid", "coarse", "--no-static")
     assert "report written to" in msg and (out / "report.html").exists() and not (out / "figures").exists()
     numbers = json.loads((out / "report.json").read_text())
-    assert numbers["analyses"] == json.loads((written.parent / "report.json").read_text())["analyses"]
-    for i, a in enumerate(numbers["analyses"]):
-        points = out / "data" / f"points-dropout-{a['dropout']:g}.csv"
-        fit = json.loads(run_cli(capsys, "fit", points, "--law", "frontier", "--bootstrap", 40, "--json"))
-        for k in ("E", "A", "alpha"):
-            assert fit[k] == pytest.approx(a["fit"]["params"][k], rel=1e-9)
-            assert fit["ci"][k] == pytest.approx(a["fit"]["ci"][k], rel=1e-9)
-        assert fit["approach1"]["a"] == pytest.approx(a["approach1"]["estimate"]["a"], rel=1e-9)
-        if i == 0:
-            chin = json.loads(run_cli(capsys, "fit", points, "--law", "chinchilla", "--grid", "coarse",
-                                      "--bootstrap", 40, "--json"))
-            for k in ("E", "A", "B", "alpha", "beta"):
-                assert chin[k] == pytest.approx(a["chinchilla"][k], rel=1e-6)
-            assert chin["ci"]["alpha"] == pytest.approx(a["chinchilla"]["ci"]["alpha"], rel=1e-6)
-            iso = json.loads(run_cli(capsys, "fit", points, "--law", "isoflop", "--bootstrap", 40, "--json"))
-            assert iso["a"] == pytest.approx(a["isoflop"]["a"], rel=1e-9)
-            assert iso["ci"]["a"] == pytest.approx(a["isoflop"]["ci"]["a"], rel=1e-9)
+    page = (out / "report.html").read_text()
+    group = numbers["analysis"]["groups"][-1]
+    slug = "all" if not group["variant"] else "-".join(f"{k}-{v:g}" for k, v in group["variant"].items())
+    points = out / "data" / f"points-{slug}.csv"
+    fits = group["fits"]
+    for law in ("frontier", "approach1", "isoflop"):
+        _same(fit_json(capsys, points, "--law", law, "--bootstrap", 40), fits[law])
+    chin = fit_json(capsys, points, "--law", "chinchilla", "--grid", "coarse", "--bootstrap", 40,
+                    "--holdout-above", f"{group['holdout_above']:.17g}")
+    _same(chin, fits["chinchilla"])
+    assert chin["backtest"]["mean_abs_rel_error"] == pytest.approx(fits["chinchilla"]["backtest"]["mean_abs_rel_error"])
+    assert f"scalinglab fit data/points-{slug}.csv --law chinchilla --grid coarse" in page  # how to reproduce
 
 
-def test_report_cli_errors_say_what_to_do(tmp_path, capsys):
+def test_report_cli_errors_say_what_to_do(study_db, tmp_path, capsys):
     code = main(["report", "--db", str(tmp_path / "none.db"), "--out", str(tmp_path / "r")])
     assert code == 2 and "does not exist" in capsys.readouterr().err
+    code = main(["report", "--db", str(study_db), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "choose one with --study" in err and "toy-grid (toy_mlp)" in err
+    assert not (tmp_path / "r").exists()
