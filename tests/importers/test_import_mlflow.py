@@ -69,7 +69,7 @@ def test_reimport_adds_only_new_runs_and_never_touches_finished_ones(mlflow_stor
     with RunStore(db) as store:
         after = store.runs(study="grow").set_index("key")
     assert len(after) == 8
-    cols = ["params", "examples", "flops", "val_loss", "finished", "config" if "config" in after else "source_id"]
+    cols = ["source_id", "params", "examples", "flops", "val_loss", "curve", "finished"]
     assert after.loc[before.index, cols].equals(before[cols])
     assert sorted(after.loc[grown.added, "params"]) == [int(1e8), int(3e8)]
 
