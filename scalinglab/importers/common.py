@@ -210,7 +210,7 @@ def build_records(runs: list[SourceRun], mapping: ImportMapping | None = None, *
             curve = [[step * mapping.examples_per_step, value] for step, value in run.history(chosen["curve"])]
             with_curve += bool(curve)
         config: dict[str, Any] = {"source": source, "source_id": run.source_id, "run": run.name,
-                                  "mapping": {k: v for k, v in used.items()}}
+                                  "mapping": dict(used)}
         if "seed" in used and run.fields.get(used["seed"]) is not None:
             config["seed"] = _plain(run.fields[used["seed"]])
         for g in groups:
@@ -227,7 +227,7 @@ def build_records(runs: list[SourceRun], mapping: ImportMapping | None = None, *
     notes = []
     if derived_c:
         notes.append(f"C derived as 6 N D (Kaplan et al. 2020) for {derived_c} of {len(records)} runs "
-                     "(no FLOPs field; give one with --map C=FIELD)")
+                     "(no FLOPs value; give a field with --map C=FIELD)")
     if no_loss:
         notes.append(f"skipped {len(no_loss)} run(s) without {chosen['loss']!r}: {', '.join(no_loss[:5])}"
                      + (" ..." if len(no_loss) > 5 else ""))
