@@ -252,6 +252,10 @@ def load_runs_selection(
             out[key] = _numeric(raw, col, key)
             source_of[key] = (col,)
             columns[key] = str(col)
+    if "C" not in out and budget is not None and budget in raw.columns:
+        out["C"] = _numeric(raw, budget, "C")         # nominal budgets are the only FLOPs the table has
+        source_of["C"] = (budget,)
+        derived["C"] = f"the budget column {budget!r}"
     fpt, fpt_text = _flops_per_token(flops_per_token, raw, out)
     if "N" not in out and {"D", "C"} <= set(out):
         if flops_per_token is not None and not callable(flops_per_token) and isinstance(flops_per_token, str):
