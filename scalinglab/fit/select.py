@@ -240,3 +240,69 @@ def compare_laws(runs: pd.DataFrame, laws: list[str] | None = None, *, min_train
         reason += (f". In-sample, {in_best} fits best ({table.loc[in_best, 'in_sample_rmse_log']:.3g} vs "
                    f"{table.loc[chosen, 'in_sample_rmse_log']:.3g}), which is not used to choose")
     return LawComparison(table=table, errors=errors, chosen=chosen, reason=reason, fits=fits, metric=metric)
+
+
+# ------------------------------------------------------------- IsoFLOP bias
+
+def isoflop_bias(iso, runs: pd.DataFrame, fit: _LawFit | None = None, *, level: float = 0.95) -> pd.DataFrame:
+    """Per IsoFLOP budget: how far the parabola's minimum is pushed by where the sizes were sampled.
+
+    A budget's loss against log N is not a parabola: away from the minimum it
+    rises faster on one side (the D^-beta term at small N, N^-alpha at large
+    N), so a parabola through sizes that sit off-centre, or spread wide, puts
+    its minimum off the true one. The bias is estimated on a smooth model of
+    the surface -- ``fit``, a Chinchilla law (by default fitted to ``runs`` by
+    variable projection): the parabola is fitted to the model's losses at the
+    budget's own sampled sizes, and its minimum compared with the model's
+    (Hoffmann et al. 2022, eq. 4). A budget is flagged where |bias| exceeds the
+    half-width of the ``level`` interval of its own minimum (delta method on
+    the parabola's coefficients, with the runs' scatter about the smooth model
+    as the noise -- the parabola's own residuals would count its misfit as
+    noise -- and a t quantile with n - 3 degrees of freedom).
+
+    ``iso`` is the :class:`~scalinglab.fit.isoflop.IsoFlopResult` of ``runs``
+    (its ``profiles`` give width and asymmetry, ``run_profile`` each run's budget).
+    Bias and half-width are in decades of N.
+    """
+    from scipy import stats
+
+    runs = runs.reset_index(drop=True)
+    if "D" not in runs.columns:
+        runs = runs.assign(D=runs["C"] / (6.0 * runs["N"]))
+    if fit is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit = fit_varpro(runs, "chinchilla")
+    profiles = iso.profiles
+    ln_all, loss_all = np.log(runs["N"].to_numpy(float)), runs["loss"].to_numpy(float)
+    sigma2 = float(np.sum((loss_all - fit.predict(runs)) ** 2) / max(len(runs) - fit.n_free_params, 1))
+    out = []
+    for i, prof in profiles.iterrows():
+        sel = np.asarray(iso.run_profile) == i
+        ln, loss, C = ln_all[sel], loss_all[sel], float(prof["C"])
+        row = {"C": C, "width_decades": prof["decades_below"] + prof["decades_above"],
+               "asymmetry": prof["asymmetry"], "bias_decades": np.nan, "half_width_decades": np.nan,
+               "flag": False, "note": ""}
+        if not np.isfinite(prof["N_opt"]) or np.unique(ln).size < 4:
+            row["note"] = "no minimum, or fewer than 4 sizes: no interval to compare with"
+            out.append(row)
+            continue
+        model = fit.predict(np.column_stack([np.exp(ln), C / (6.0 * np.exp(ln))]))
+        p2, p1, _ = np.polyfit(ln, model, 2)
+        n_opt_model = float(fit.compute_optimal([C])["N_opt"].iloc[0])
+        bias = (-p1 / (2 * p2) - np.log(n_opt_model)) / np.log(10.0)
+        coef, cov = np.polyfit(ln, loss, 2, cov="unscaled")
+        cov = cov * sigma2                      # the runs' scatter about the smooth surface, not the parabola's
+        q2, q1 = coef[0], coef[1]
+        grad = np.array([q1 / (2 * q2 ** 2), -1.0 / (2 * q2)])          # d vertex / d (p2, p1)
+        se = float(np.sqrt(grad @ cov[:2, :2] @ grad))
+        half = stats.t.ppf(0.5 + level / 2, ln.size - 3) * se / np.log(10.0)
+        row.update(bias_decades=float(bias), half_width_decades=float(half), flag=bool(abs(bias) > half))
+        if row["flag"]:
+            direction = "above" if bias > 0 else "below"
+            row["note"] = (f"the sampled sizes (width {row['width_decades']:.2g} decades, asymmetry "
+                           f"{prof['asymmetry']:+.2f}) put the parabola's minimum {abs(bias):.2g} decades "
+                           f"{direction} the surface's, more than the {level:.0%} interval ({half:.2g}); "
+                           "centre the sizes on the minimum or narrow them")
+        out.append(row)
+    return pd.DataFrame(out)
