@@ -209,7 +209,7 @@ def build_records(runs: list[SourceRun], mapping: ImportMapping | None = None, *
         if chosen["curve"] is not None and chosen["curve"] in run.series:
             curve = [[step * mapping.examples_per_step, value] for step, value in run.history(chosen["curve"])]
             with_curve += bool(curve)
-        config: dict[str, Any] = {"source": source, "source_id": run.source_id, "run": run.name,
+        config: dict[str, Any] = {"source": source, "source_id": run.source_id, "name": run.name,
                                   "mapping": dict(used)}
         if "seed" in used and run.fields.get(used["seed"]) is not None:
             config["seed"] = _plain(run.fields[used["seed"]])
@@ -271,7 +271,7 @@ def import_runs(store_or_path: RunStore | str | Path, records: list[tuple[dict, 
             for config, _ in records:
                 key = stored.get(str(config["source_id"]))
                 if key is not None and key != run_key(family, config):
-                    raise StoreError(f"run {config['run']!r} is already in study {study!r} of {store.path}, "
+                    raise StoreError(f"run {config['name']!r} is already in study {study!r} of {store.path}, "
                                      "imported with another mapping; import into a new --study name")
         meta = {"imported_from": getattr(records, "source", ""), "mapping": getattr(records, "mapping", {}),
                 **(info or {})}

@@ -49,7 +49,7 @@ def test_wandb_ui_csv_with_panel_history(tmp_path, capsys):
     assert "6 run(s) added" in out and "whose State is not finished (crashed)" in out
     with RunStore(db) as store:
         runs = store.runs(study="wb").sort_values("params")
-    assert list(runs["run"]) == [f"run-{i}" for i in range(6)] and (runs["optimizer"] == "adam").all()
+    assert list(runs["name"]) == [f"run-{i}" for i in range(6)] and (runs["optimizer"] == "adam").all()
     assert list(runs["wall_s"]) == [60 + i for i in range(6)]
     np.testing.assert_allclose(runs["curve"].iloc[0], curve_points(SIZES[0]), rtol=1e-9)
     assert fitted_alpha(db, "wb") == pytest.approx(ALPHA, abs=0.02)

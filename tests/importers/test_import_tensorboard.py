@@ -30,7 +30,7 @@ def test_summarywriter_runs_import_with_curves_and_hparams(tb_log, tmp_path, cap
     with RunStore(db) as store:
         runs = store.runs(study="tb").sort_values("params")
     assert list(runs["params"]) == [int(n) for n in SIZES]         # from add_hparams' sub-folder
-    assert list(runs["run"]) == [f"n{int(n)}" for n in SIZES]       # one run per writer folder
+    assert list(runs["name"]) == [f"n{int(n)}" for n in SIZES]       # one run per writer folder
     np.testing.assert_allclose(runs["val_loss"], [final_loss(n, i) for i, n in enumerate(SIZES)], rtol=1e-6)
     np.testing.assert_allclose(runs["curve"].iloc[0], curve_points(SIZES[0]), rtol=1e-6)
     assert fitted_alpha(db, "tb") == pytest.approx(ALPHA, abs=0.02)
@@ -88,3 +88,17 @@ def test_a_log_without_a_loss_is_refused(tmp_path):
         writer.add_scalar("lr", 0.1, global_step=0)
     with pytest.raises(DataError, match="no loss field .* --map loss=FIELD; the runs have: lr"):
         read_tensorboard(tmp_path / "logs")
+
+
+def test_the_report_reads_an_imported_study(tb_log, tmp_path):
+    """The generic report: its loss-compute fit and the imported training curves."""
+    from scalinglab.report import build_report
+
+    import_runs(tmp_path / "runs.db", read_tensorboard(tb_log), study="tb")
+    report = build_report(tmp_path / "runs.db", "tb", n_resamples=2)
+    assert "training-curves" not in report.missing
+    curves = report.figure("training-curves").curves
+    smallest = curves[curves["N"] == SIZES[0]]
+    np.testing.assert_allclose(smallest["train_loss"], [loss for _, loss in curve_points(SIZES[0])], rtol=1e-6)
+    fit = report.analysis.groups[0].fits["frontier"]
+    assert fit.params["alpha"] == pytest.approx(ALPHA, abs=0.02)
