@@ -60,20 +60,27 @@ from scalinglab.errors import ConfigError, DataError, FitError
 GOF_THRESHOLD = 0.1  # Clauset et al. 2009: rule out the power law if p < 0.1
 MIN_TAIL = 50  # x_min is searched only where at least this many types lie in the tail
 ALPHA_RANGE = (1.0 + 1e-6, 10.0)  # bounds for the exponent of the frequency distribution
-WORD_PATTERN = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")  # letters, inner apostrophes (o'er, 'tis -> tis)
+# A word: a maximal run of letters and digits (or of letters only), joined by inner apostrophes (o'er, 'tis -> tis)
+WORD_PATTERNS = {False: re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*"),
+                 True: re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")}
+WORD_RULES = {False: "letters and digits", True: "letters only"}
 
 
 # ---------------------------------------------------------------- counting
 
-def count_words(chunks: Iterable[str]) -> Counter:
-    """Lower-cased word counts: maximal runs of letters, joined by inner apostrophes (``o'er``, ``king's``).
+def count_words(chunks: Iterable[str], *, letters_only: bool = False) -> Counter:
+    """Lower-cased word counts: maximal runs of letters and digits, joined by inner apostrophes (``o'er``).
 
-    Digits, underscores and punctuation separate words. Chunks are counted one at
-    a time, so memory grows with the vocabulary, not the corpus.
+    Digits belong to words by default, so identifiers, catalogue numbers and
+    ids (``sku1009``, ``x86``) stay distinct words; ``letters_only`` makes digits
+    separators too (``kings2`` -> ``kings``), as in prose-only counts.
+    Underscores and punctuation always separate words. Chunks are counted one
+    at a time, so memory grows with the vocabulary, not the corpus.
     """
+    pattern = WORD_PATTERNS[bool(letters_only)]
     counts: Counter = Counter()
     for chunk in chunks:
-        counts.update(WORD_PATTERN.findall(chunk.lower()))
+        counts.update(pattern.findall(chunk.lower()))
     return counts
 
 
@@ -223,6 +230,7 @@ class ZipfResult:
     level_ci: float
     bootstrap_xmins: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     source: str = ""
+    word_rule: str = ""  # what counted as a word (WORD_RULES); empty for subwords
 
     @property
     def s(self) -> float:
@@ -267,6 +275,7 @@ class ZipfResult:
         f = lambda v: _json_float(float(v))  # noqa: E731
         return {
             "level": self.level, "vocab_size": self.vocab_size, "source": self.source,
+            **({"word_rule": self.word_rule} if self.word_rule else {}),
             "n_tokens": self.n_tokens, "n_types": self.n_types,
             "exponent": f(self.s), "ci": [f(c) for c in self.s_ci], "ci_level": self.level_ci,
             "exponent_meaning": "Zipf rank-frequency exponent s (f_r ~ r^-s), from the discrete MLE",
@@ -381,8 +390,12 @@ def goodness_of_fit(x, alpha: float, xmin: int, observed_ks: float, n_sets: int,
 
 
 def analyse_corpus(source: str, *, vocab_sizes: Iterable[int] = (8000,), words: bool = True,
-                   n_bootstrap: int = 100, n_gof: int = 100, seed: int = 0) -> list[ZipfResult]:
+                   n_bootstrap: int = 100, n_gof: int = 100, seed: int = 0,
+                   letters_only: bool = False) -> list[ZipfResult]:
     """Word counts (if ``words``) and BPE subword counts at each vocabulary size, each fitted both ways.
+
+    ``letters_only``: words are runs of letters (digits separate them), not of
+    letters and digits; see :func:`count_words`.
 
     The corpus is streamed (:func:`scalinglab.data.text.iter_text`); each
     tokenizer is trained on the same corpus and cached (:func:`train_bpe`).
@@ -394,11 +407,13 @@ def analyse_corpus(source: str, *, vocab_sizes: Iterable[int] = (8000,), words: 
         raise ConfigError("nothing to analyse: ask for words, subwords (a vocabulary size) or both")
     results = []
     if words:
-        counts = count_words(iter_text(source))
+        counts = count_words(iter_text(source), letters_only=letters_only)
         if not counts:
             raise DataError(f"no words found in {source} (is it empty?); give a text with letters in it")
-        results.append(analyse_counts(np.fromiter(counts.values(), dtype=np.int64), level="word",
-                                      n_bootstrap=n_bootstrap, n_gof=n_gof, seed=seed, source=str(source)))
+        result = analyse_counts(np.fromiter(counts.values(), dtype=np.int64), level="word",
+                                n_bootstrap=n_bootstrap, n_gof=n_gof, seed=seed, source=str(source))
+        result.word_rule = WORD_RULES[bool(letters_only)]
+        results.append(result)
     for v in vocab_sizes:
         tok = train_bpe(iter_text(source), v)
         ids = count_tokens(iter_text(source), tok)
@@ -410,7 +425,9 @@ def analyse_corpus(source: str, *, vocab_sizes: Iterable[int] = (8000,), words: 
 # ---------------------------------------------------------------- reporting
 
 def format_zipf(result: ZipfResult) -> str:
-    name = "words" if result.level == "word" else f"BPE subwords (vocabulary {result.vocab_size})"
+    name = f"BPE subwords (vocabulary {result.vocab_size})"
+    if result.level == "word":
+        name = f"words ({result.word_rule})" if result.word_rule else "words"
     lo, hi = result.s_ci
     alo, ahi = result.alpha_ci
     ls = result.ls

@@ -44,6 +44,9 @@ def register(sub, study_sub) -> None:
                    help="comma list of BPE vocabulary sizes for subword counts, e.g. 2000,8000 "
                         "(default: 8000; 'none' for words only)")
     z.add_argument("--no-words", action="store_true", help="only subwords")
+    z.add_argument("--letters-only", action="store_true",
+                   help="words are runs of letters, digits separate them (default: letters and digits, "
+                        "so ids such as sku1009 stay distinct words)")
     z.add_argument("--bootstrap", type=int, default=100, metavar="N",
                    help="bootstrap resamples of the types for the intervals (default: 100)")
     z.add_argument("--gof-samples", type=int, default=100, metavar="N",
@@ -72,7 +75,8 @@ def cmd_zipf(args) -> int:
 
     sizes = _int_list(args.vocab_sizes, "--vocab-sizes")
     results = analyse_corpus(args.corpus, vocab_sizes=sizes, words=not args.no_words,
-                             n_bootstrap=args.bootstrap, n_gof=args.gof_samples, seed=args.seed)
+                             n_bootstrap=args.bootstrap, n_gof=args.gof_samples, seed=args.seed,
+                             letters_only=args.letters_only)
     if args.plot:
         _save(plot_zipf(results, title=f"Zipf plot: {args.corpus}"), args.plot)
     if args.json:

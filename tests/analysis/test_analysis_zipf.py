@@ -83,9 +83,29 @@ def test_corpus_of_zipf_words(tmp_path, cache):
 
 
 def test_word_counting_rules():
-    c = count_words(["The king's men o'er the hill,\n", "THE 3 kings_and-queens\n"])
+    text = ["The king's men o'er the hill,\n", "THE 3 kings_and-queens x86\n"]
+    c = count_words(text, letters_only=True)
     assert c["the"] == 3 and c["king's"] == 1 and c["o'er"] == 1
-    assert c["kings"] == 1 and c["and"] == 1 and c["queens"] == 1 and "3" not in c
+    assert c["kings"] == 1 and c["and"] == 1 and c["queens"] == 1 and "3" not in c and c["x"] == 1
+    c = count_words(text)  # the default keeps digits in words
+    assert c["the"] == 3 and c["3"] == 1 and c["x86"] == 1 and "x" not in c and c["kings"] == 1
+
+
+def test_words_with_digits_stay_distinct_and_the_rule_is_said(tmp_path, capsys):
+    """Before: counting letters only collapsed 2,000 catalogue ids (sku1, sku2, ...) into one word, 'sku'."""
+    from analysis_synthetic import zipf_text
+    from scalinglab.cli import main
+
+    path = tmp_path / "catalogue.txt"
+    ids = zipf_text(20_000, 2000, 1.0, seed=2).split()
+    path.write_text(" ".join("sku" + "".join(f"{ord(c) - 96:02d}" for c in w) for w in ids))  # a -> sku01
+    (word,) = analyse_corpus(str(path), vocab_sizes=[], n_bootstrap=0, n_gof=0)
+    assert word.n_types > 500 and word.word_rule == "letters and digits"
+    assert len(count_words([path.read_text()], letters_only=True)) == 1
+    assert main(["zipf", str(path), "--vocab-sizes", "none", "--bootstrap", "0", "--gof-samples", "0"]) == 0
+    assert "words (letters and digits)" in capsys.readouterr().out
+    assert main(["zipf", str(path), "--vocab-sizes", "none", "--letters-only", "--bootstrap", "0",
+                 "--gof-samples", "0"]) == 2  # one distinct word is too few to fit
 
 
 def test_too_little_text_is_a_data_error(tmp_path):
