@@ -7,6 +7,16 @@ its floor (``min_lr_ratio`` x peak) exactly at the last step. Every budget
 gets its own schedule, as Hoffmann et al. (2022, Sec. 3.1 and App. B) require:
 reading losses off a truncated longer cosine run overestimates them.
 
+WSD runs (``schedule="wsd"``, :mod:`scalinglab.families.lm.schedule`) hold the
+peak and cool down over the last ``cooldown`` share of steps. A WSD *trunk*
+saves checkpoints after its ``checkpoint_steps`` (resuming from the last one
+if it was killed); a *branched* run names the trunk (``parent``, its run key)
+and ``branch_step``, loads that checkpoint and trains only the cooldown, so
+its own ``flops`` are the cooldown's and ``metrics["trunk_flops"]`` the
+trunk's share; ``metrics["model_flops"]`` is what the final model cost in
+all (the C of a scaling fit). Every run records the unique training tokens
+it saw and its epochs, for the data-constrained law (Muennighoff et al. 2023).
+
 Learning rate. The peak LR scales as 1/d_model: ``lr = LR_TIMES_WIDTH /
 d_model`` unless the config sets ``lr``. For Adam the update of a hidden
 matrix should shrink like 1/fan_in to keep the change of its outputs the
@@ -30,7 +40,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -39,6 +49,7 @@ import torch.nn.functional as F
 from scalinglab.data.tokens import TOKENIZERS, TokenData, load_tokens
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.families.lm.model import SIZES, Transformer, flops_per_token, param_counts, size_config
+from scalinglab.families.lm.schedule import COOLDOWN_SHAPES, SCHEDULES, lr_at, warmup_steps, wsd_lr_at
 from scalinglab.sweep.family import RunResult, config_from_dict
 from scalinglab.core.noise_scale import NoiseScale, accumulate_gradients
 
@@ -66,6 +77,13 @@ class LMRunConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (CPU autocast)
     eval_tokens: int = 65536  # held-out tokens scored at the end (fixed set)
     noise_splits: int = 4  # small batches per step for B_simple; 1 disables the measurement
+    schedule: str = "cosine"  # "cosine" (per budget) or "wsd" (warmup, constant, cooldown)
+    cooldown: float = 0.2  # wsd: share of steps in the cooldown (0: constant to the end, a trunk)
+    cooldown_shape: str = "1-sqrt"  # wsd: "1-sqrt" or "linear" (Hägele et al. 2024)
+    warmup_steps: int | None = None  # warmup in steps, overriding the share (wsd trunks and branches share it)
+    checkpoint_steps: tuple[int, ...] = ()  # wsd trunk: save the training state after these steps
+    parent: str | None = None  # wsd branch: run key of the trunk it starts from
+    branch_step: int | None = None  # wsd branch: the trunk checkpoint (steps done) it starts from
 
     def __post_init__(self):
         pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -87,6 +105,15 @@ class LMRunConfig:
             ("precision", self.precision in ("fp32", "bf16"), "'fp32' or 'bf16'"),
             ("eval_tokens", pos_int(self.eval_tokens), "a positive integer"),
             ("noise_splits", pos_int(self.noise_splits), "a positive integer"),
+            ("schedule", self.schedule in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+            ("cooldown", 0 <= self.cooldown < 1, "in [0, 1)"),
+            ("cooldown_shape", self.cooldown_shape in COOLDOWN_SHAPES, f"one of {', '.join(COOLDOWN_SHAPES)}"),
+            ("warmup_steps", self.warmup_steps is None or pos_int(self.warmup_steps), "empty or a positive integer"),
+            ("checkpoint_steps", isinstance(self.checkpoint_steps, (list, tuple))
+             and all(pos_int(s) for s in self.checkpoint_steps), "a list of positive step counts"),
+            ("parent", self.parent is None or (isinstance(self.parent, str) and self.parent.isalnum()),
+             "empty or a run key"),
+            ("branch_step", self.branch_step is None or pos_int(self.branch_step), "empty or a positive integer"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -94,6 +121,19 @@ class LMRunConfig:
         if self.batch_size % self.noise_splits:
             raise ConfigError(f"LM run setting batch_size ({self.batch_size}) must be a multiple of "
                               f"noise_splits ({self.noise_splits})")
+        object.__setattr__(self, "checkpoint_steps", tuple(sorted(set(self.checkpoint_steps))))
+        if (self.parent is None) != (self.branch_step is None):
+            raise ConfigError("LM run settings parent and branch_step go together: give both (a branched "
+                              "cooldown) or neither")
+        wsd_only = [n for n in ("checkpoint_steps", "parent") if getattr(self, n)]
+        if wsd_only and self.schedule != "wsd":
+            raise ConfigError(f"LM run setting {wsd_only[0]} needs schedule = 'wsd'")
+        if self.parent is not None and not self.branch_step < self.steps:
+            raise ConfigError(f"LM run setting branch_step ({self.branch_step}) must be below the run's "
+                              f"{self.steps} steps: the branch trains the steps after it")
+        if self.checkpoint_steps and self.checkpoint_steps[-1] > self.steps:
+            raise ConfigError(f"LM run setting checkpoint_steps goes to {self.checkpoint_steps[-1]}, beyond the "
+                              f"run's {self.steps} steps")
 
     @classmethod
     def from_dict(cls, config: dict) -> "LMRunConfig":
@@ -119,32 +159,34 @@ class LMRunConfig:
     def peak_lr(self) -> float:
         return self.lr if self.lr is not None else LR_TIMES_WIDTH / SIZES[self.size][1]
 
+    @property
+    def warmup_count(self) -> int:
+        """Warmup steps: ``warmup_steps`` if set (at most steps - 1), else the ``warmup`` share."""
+        if self.warmup_steps is not None:
+            return min(self.warmup_steps, max(1, self.steps - 1))
+        return warmup_steps(self.steps, self.warmup)
 
-# ---------------------------------------------------------------------------
-# Schedule
-# ---------------------------------------------------------------------------
+    @property
+    def cooldown_steps(self) -> int:
+        """WSD: steps of the cooldown (a branch cools down over every step after its branch step)."""
+        if self.schedule != "wsd":
+            return 0
+        if self.parent is not None:
+            return self.steps - self.branch_step
+        return min(round(self.cooldown * self.steps), self.steps - 1)
 
-def warmup_steps(total_steps: int, warmup: float) -> int:
-    """Steps of linear warmup: at least 1, and at most total_steps - 1 so decay has a step."""
-    return min(max(1, round(warmup * total_steps)), max(1, total_steps - 1))
+    @property
+    def first_step(self) -> int:
+        """The step this run's own training starts at: its branch step, or 0."""
+        return self.branch_step or 0
 
-
-def lr_at(step: int, *, total_steps: int, peak: float, warmup: int, floor: float) -> float:
-    """LR used for the update of ``step`` (0-based).
-
-    Steps 0 .. warmup-1 rise linearly to ``peak`` (reached at step warmup-1);
-    from there a half cosine falls to ``floor``, reached exactly at the last
-    step, total_steps - 1.
-    """
-    if not 0 <= step < total_steps:
-        raise ValueError(f"step {step} is outside 0..{total_steps - 1}")
-    if total_steps == 1:
-        return floor
-    if step < warmup - 1:
-        return peak * (step + 1) / warmup
-    span = (total_steps - 1) - (warmup - 1)
-    progress = (step - (warmup - 1)) / span  # 0 at the peak, exactly 1 at the last step
-    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    def lr_at_step(self, step: int) -> float:
+        """The LR of the update of ``step`` (0-based) under the run's schedule."""
+        peak, floor, warm = self.peak_lr, self.min_lr_ratio * self.peak_lr, self.warmup_count
+        if self.schedule == "wsd":
+            return wsd_lr_at(step, total_steps=self.steps, peak=peak, warmup=warm, floor=floor,
+                             cooldown_steps=self.cooldown_steps, shape=self.cooldown_shape)
+        return lr_at(step, total_steps=self.steps, peak=peak, warmup=warm, floor=floor)
 
 
 # ---------------------------------------------------------------------------
@@ -163,6 +205,24 @@ class TokenBatches:
         self.rng = np.random.default_rng(seed)
         self.epoch, self.order, self.pos, self.offset = -1, np.zeros(0, np.int64), 0, 0
         self.span = np.arange(context + 1)
+        self.seen = np.zeros(len(tokens), dtype=bool)  # positions any window has covered
+
+    @property
+    def unique_tokens(self) -> int:
+        """Distinct positions of the training stream seen so far (U_D of Muennighoff et al. 2023)."""
+        return int(self.seen.sum())
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "order": self.order.copy(),
+                "pos": self.pos, "offset": self.offset, "seen": np.packbits(self.seen), "n": len(self.seen)}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != len(self.tokens):
+            raise DataError(f"checkpoint was trained on a stream of {state['n']} tokens, this one has "
+                            f"{len(self.tokens)}; the corpus or tokenizer changed: re-run the trunk")
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch, self.order, self.pos, self.offset = state["epoch"], state["order"], state["pos"], state["offset"]
+        self.seen = np.unpackbits(state["seen"], count=state["n"]).astype(bool)
 
     def _new_epoch(self) -> None:
         self.epoch += 1
@@ -176,7 +236,9 @@ class TokenBatches:
             self._new_epoch()
         starts = self.offset + self.order[self.pos:self.pos + self.B] * self.T
         self.pos += self.B
-        window = torch.from_numpy(self.tokens[starts[:, None] + self.span].astype(np.int64))  # (B, T+1)
+        index = starts[:, None] + self.span
+        self.seen[index] = True
+        window = torch.from_numpy(self.tokens[index].astype(np.int64))  # (B, T+1)
         return window[:, :-1], window[:, 1:]
 
 
@@ -224,8 +286,52 @@ def make_optimizer(model: Transformer, cfg: LMRunConfig) -> torch.optim.AdamW:
 # One run
 # ---------------------------------------------------------------------------
 
-def train_lm(cfg: LMRunConfig, data: TokenData) -> RunResult:
-    """Train one model to its token budget and score it on the held-out tokens."""
+# Settings a branch may set differently from its trunk: they act only after the branch step.
+BRANCH_FREE = ("tokens", "cooldown", "cooldown_shape", "min_lr_ratio", "checkpoint_steps", "parent",
+               "branch_step", "eval_tokens")
+
+
+@dataclass
+class _Progress:
+    """What the loop accumulates besides model, optimizer and data order; carried in checkpoints."""
+
+    curve: list = field(default_factory=list)  # [[tokens_seen, train_loss], ...]
+    noise_curve: list = field(default_factory=list)  # [[tokens_seen, train_loss, B_simple in tokens], ...]
+    lrs: list = field(default_factory=list)  # [[tokens_seen, lr], ...]
+    window: list = field(default_factory=list)  # training losses since the last curve point
+    segment_noise: NoiseScale = field(default_factory=NoiseScale)
+    run_noise: NoiseScale = field(default_factory=NoiseScale)  # over the last quarter of training
+
+
+def _training_state(model, opt, batches, progress, cfg: LMRunConfig, step: int, flops: float) -> dict:
+    return {"config": asdict(cfg), "step": step, "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "batches": batches.state_dict(), "torch_rng": torch.get_rng_state(), "progress": dict(vars(progress)),
+            "flops": flops}
+
+
+def _check_branch(cfg: LMRunConfig, trunk: LMRunConfig) -> None:
+    """A branch must continue its trunk's run exactly: same settings up to the branch step."""
+    mine, theirs = asdict(cfg), asdict(trunk)
+    differ = [k for k in mine if k not in BRANCH_FREE and mine[k] != theirs[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"branched run differs from its trunk in {k} ({mine[k]!r} vs {theirs[k]!r}); only "
+                          f"{', '.join(BRANCH_FREE)} may differ")
+    if trunk.warmup_count != cfg.warmup_count:
+        raise ConfigError(f"branched run warms up for {cfg.warmup_count} steps, its trunk for {trunk.warmup_count}; "
+                          "set warmup_steps in both")
+    if trunk.steps - trunk.cooldown_steps < cfg.branch_step:
+        raise ConfigError(f"the trunk starts cooling down at step {trunk.steps - trunk.cooldown_steps}, before the "
+                          f"branch step {cfg.branch_step}; trunks train at constant LR (cooldown = 0)")
+
+
+def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> RunResult:
+    """Train one model to its token budget and score it on the held-out tokens.
+
+    ``key`` (the run's store key) names its checkpoint folder; WSD trunks need it.
+    """
+    from scalinglab.families.lm import checkpoint as ckpt
+
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     mcfg = cfg.model_config(data.vocab_size)
@@ -233,12 +339,38 @@ def train_lm(cfg: LMRunConfig, data: TokenData) -> RunResult:
     opt = make_optimizer(model, cfg)
     batches = TokenBatches(data.train, context=cfg.context, batch_size=cfg.batch_size, seed=cfg.seed)
     windows = eval_windows(data.val, context=cfg.context, eval_tokens=cfg.eval_tokens)
-
+    counts, fpt = param_counts(mcfg), flops_per_token(mcfg)
     steps, seq_tokens = cfg.steps, cfg.batch_size * cfg.context
-    warm = warmup_steps(steps, cfg.warmup)
-    floor = cfg.min_lr_ratio * cfg.peak_lr
+
+    progress, start, trunk_flops = _Progress(), 0, 0.0
+    if cfg.checkpoint_steps and key is None:
+        raise ConfigError("a WSD trunk (checkpoint_steps) needs its run key to name its checkpoints; run it "
+                          "through the sweep engine")
+    resume = None
+    if cfg.parent is not None:
+        resume = ckpt.load_checkpoint(cfg.parent, cfg.branch_step)
+        _check_branch(cfg, LMRunConfig.from_dict(resume["config"]))
+    elif cfg.checkpoint_steps:
+        last = ckpt.latest_checkpoint_step(key, steps)
+        resume = ckpt.load_checkpoint(key, last) if last is not None else None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        batches.load_state_dict(resume["batches"])
+        torch.set_rng_state(resume["torch_rng"])
+        start = resume["step"]
+        saved = resume["progress"]
+        if cfg.parent is None:  # a trunk resuming: carry on exactly where it stopped
+            progress = _Progress(**saved)
+        else:  # a branch: the trunk's curve so far, fresh accumulators for the cooldown
+            progress = _Progress(curve=saved["curve"], noise_curve=saved["noise_curve"], lrs=saved["lrs"])
+            trunk_flops = float(resume["flops"])
+
     small = cfg.batch_size // cfg.noise_splits
-    marks = np.linspace(0, steps, min(CURVE_POINTS, steps) + 1).round().astype(int)
+    n_marks = min(CURVE_POINTS, steps - cfg.first_step)
+    marks = set(np.linspace(cfg.first_step, steps, n_marks + 1).round().astype(int)[1:].tolist())
+    tail_start = max(int(0.75 * steps), cfg.first_step)
+    saves = set(cfg.checkpoint_steps)
 
     def loss_fn(m, batch):
         x, y = batch
@@ -246,12 +378,9 @@ def train_lm(cfg: LMRunConfig, data: TokenData) -> RunResult:
             _, loss = m(x, y)
         return loss
 
-    curve, noise_curve, lrs = [], [], []
-    run_noise, tail_start = NoiseScale(), int(0.75 * steps)
-    segment_noise, window, diverged_at = NoiseScale(), [], None
-    seg = 1
-    for step in range(steps):
-        lr = lr_at(step, total_steps=steps, peak=cfg.peak_lr, warmup=warm, floor=floor)
+    diverged_at = None
+    for step in range(start, steps):
+        lr = cfg.lr_at_step(step)
         for group in opt.param_groups:
             group["lr"] = lr
         x, y = batches.next()
@@ -263,35 +392,41 @@ def train_lm(cfg: LMRunConfig, data: TokenData) -> RunResult:
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        window.append(loss)
+        progress.window.append(loss)
         if sample is not None:
-            segment_noise.update(sample)
+            progress.segment_noise.update(sample)
             if step >= tail_start:
-                run_noise.update(sample)
-        if step + 1 == marks[seg]:
+                progress.run_noise.update(sample)
+        if step + 1 in marks:
             tokens_seen = (step + 1) * seq_tokens
-            curve.append([tokens_seen, float(np.mean(window))])
-            noise_curve.append([tokens_seen, float(np.mean(window)), segment_noise.b_simple * cfg.context])
-            lrs.append([tokens_seen, lr])
-            window, segment_noise, seg = [], NoiseScale(), seg + 1
+            mean = float(np.mean(progress.window))
+            progress.curve.append([tokens_seen, mean])
+            progress.noise_curve.append([tokens_seen, mean, progress.segment_noise.b_simple * cfg.context])
+            progress.lrs.append([tokens_seen, lr])
+            progress.window, progress.segment_noise = [], NoiseScale()
+        if step + 1 in saves:
+            own = float(fpt["train"] * (step + 1 - cfg.first_step) * seq_tokens)
+            ckpt.save_checkpoint(_training_state(model, opt, batches, progress, cfg, step + 1, trunk_flops + own),
+                                 key, step + 1)
     train_s = time.perf_counter() - started
 
-    counts, fpt = param_counts(mcfg), flops_per_token(mcfg)
-    tokens_seen = cfg.tokens_trained if diverged_at is None else diverged_at * seq_tokens
+    end = steps if diverged_at is None else diverged_at
+    tokens_seen = end * seq_tokens
+    own_flops = float(fpt["train"] * (end - cfg.first_step) * seq_tokens)
     if diverged_at is None:
         val_loss, val_acc = evaluate(model, windows, cfg.precision)
         if not math.isfinite(val_loss):
             val_loss, val_acc = math.nan, None
     else:
         val_loss, val_acc = math.nan, None
-    b_simple = run_noise.b_simple
+    b_simple = progress.run_noise.b_simple
     return RunResult(
         params=counts["total"],
-        flops=float(fpt["train"] * tokens_seen),
+        flops=own_flops,
         examples=int(tokens_seen),
         val_loss=val_loss,
         val_acc=val_acc,
-        curve=curve,
+        curve=progress.curve,
         metrics={
             "params_total": counts["total"],
             "params_non_embedding": counts["non_embedding"],
@@ -299,21 +434,31 @@ def train_lm(cfg: LMRunConfig, data: TokenData) -> RunResult:
             "flops_per_token": fpt["train"],
             "flops_6nd": float(fpt["six_n_total"] * tokens_seen),
             "flops_6nd_non_embedding": float(fpt["six_n_non_embedding"] * tokens_seen),
+            "model_flops": trunk_flops + own_flops,  # the final model's whole training (C of a fit)
+            "trunk_flops": trunk_flops,  # a branch: its trunk's share, counted in the trunk's own run
+            "parent": cfg.parent,
+            "branch_step": cfg.branch_step,
+            "schedule": cfg.schedule,
+            "cooldown_steps": cfg.cooldown_steps,
+            "role": "trunk" if cfg.checkpoint_steps else "branch" if cfg.parent else "run",
+            "resumed_from_step": start if cfg.parent is None and start else None,
             "lr": cfg.peak_lr,
-            "lr_floor": floor,
-            "lr_curve": lrs,
+            "lr_floor": cfg.min_lr_ratio * cfg.peak_lr,
+            "lr_curve": progress.lrs,
             "steps": steps,
-            "warmup_steps": warm,
+            "warmup_steps": cfg.warmup_count,
             "epochs": tokens_seen / len(data.train),
+            "unique_tokens": batches.unique_tokens,  # distinct training-stream positions seen (U_D)
+            "repetitions": tokens_seen / max(1, batches.unique_tokens),
             "tokens_per_param": tokens_seen / counts["total"],
             "noise_scale": b_simple * cfg.context,  # tokens, Kaplan's unit
             "noise_scale_sequences": b_simple,
-            "noise_curve": noise_curve,  # [[tokens_seen, train_loss, B_simple in tokens], ...]
+            "noise_curve": progress.noise_curve,
             "eval_tokens": int(windows[:, 1:].numel()),
             "train_tokens_available": int(len(data.train)),
             "vocab_size": data.vocab_size,
             "precision": cfg.precision,
-            "tokens_per_s": tokens_seen / train_s if train_s > 0 else None,
+            "tokens_per_s": (end - start) * seq_tokens / train_s if train_s > 0 else None,
             "diverged_at_step": diverged_at,
             "config": asdict(cfg),
         },
@@ -326,7 +471,8 @@ class LMFamily:
     ``params`` (the headline N) is the *total* parameter count, as in
     Hoffmann et al. (2022); the non-embedding count Kaplan et al. (2020) use is
     in ``metrics["params_non_embedding"]``. ``flops`` is the exact matmul count
-    of training (attention and output layer included), not 6ND.
+    of training (attention and output layer included), not 6ND; for a branched
+    WSD run, that of its cooldown only (``metrics["model_flops"]`` adds the trunk's).
     """
 
     name = "lm"
@@ -337,7 +483,8 @@ class LMFamily:
     def cost(self, config: dict) -> float:
         cfg = self.config(config)
         fpt = flops_per_token(cfg.model_config())
-        return float(fpt["train"] * cfg.tokens_trained + fpt["forward"] * cfg.eval_tokens)
+        own_tokens = (cfg.steps - cfg.first_step) * cfg.batch_size * cfg.context
+        return float(fpt["train"] * own_tokens + fpt["forward"] * cfg.eval_tokens)
 
     def data_key(self, config: dict):
         cfg = self.config(config)
@@ -349,7 +496,9 @@ class LMFamily:
                            val_fraction=cfg.val_fraction)
 
     def train(self, config: dict, data: TokenData) -> RunResult:
-        return train_lm(self.config(config), data)
+        from scalinglab.store import run_key
+
+        return train_lm(self.config(config), data, key=run_key(self.name, config))
 
 
 FAMILY = LMFamily()
