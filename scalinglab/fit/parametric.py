@@ -30,14 +30,17 @@ Convergence problems raise a :class:`ConvergenceWarning` and are kept in
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import itertools
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from scalinglab.core import laws
 from scalinglab.core.losses import HUBER_DELTA, huber_objective
@@ -68,6 +71,11 @@ COARSE_GRID = {
 }
 
 _CHUNK = 128  # rows per vectorised evaluation: (128, n) temporaries stay in cache
+_BLOCK = 1 << 18      # at most this many (rows x points) values per block: bounded memory for large tables
+_MIN_POINTS = 2048    # ... but never fewer points per block than this
+SCREEN_POINTS = 2048  # tables larger than this screen their starts on a subsample of this many runs
+N_FINAL = 3           # subsample optima polished on all runs
+PROGRESS_POINTS = 50_000  # fits on at least this many runs show a progress bar (after 3 s)
 SCIPY_FTOL = 2.220446049250313e-09  # scipy L-BFGS-B's default relative-reduction test (factr 1e7)
 MAX_STEP = 100.0    # longest trial step in log-parameter space (e^100 is no longer a plausible change)
 
@@ -83,6 +91,9 @@ class MultiStart:
     n_iter: np.ndarray              # (G,) screening + polishing iterations
     lowest_unconverged: np.ndarray  # (G,) lowest objective of a polished start that did not converge
     screen: BatchResult | None      # the screening pass over all starts, if there was one
+    top_x: np.ndarray | None = None  # the lowest polished points of group 0, best first (when asked for)
+    screen_best: float = np.nan     # best polished objective on the data the screen ran on
+    n_screen_points: int = 0        # runs the starts were screened on
 
 
 def grid_product(axes: dict[str, Any], order: tuple[str, ...]) -> np.ndarray:
@@ -93,22 +104,35 @@ def grid_product(axes: dict[str, Any], order: tuple[str, ...]) -> np.ndarray:
     return np.array(list(itertools.product(*(np.atleast_1d(np.asarray(axes[k], float)) for k in order))))
 
 
-def batched_objective(log_law, log_inputs, log_y, *, delta=HUBER_DELTA, weights=None, row_group=None):
+def batched_objective(log_law, log_inputs, log_y, *, delta=HUBER_DELTA, weights=None, row_group=None,
+                      progress=None):
     """The summed-Huber objective as a batched function ``fun(theta (k,P), rows (k,))``.
 
     ``weights`` (G, n) gives per-problem point weights (bootstrap counts);
-    ``row_group[row]`` says which weight row problem ``row`` uses.
+    ``row_group[row]`` says which weight row problem ``row`` uses. Points are
+    taken in blocks of at most ``_BLOCK`` (rows x points) values, so memory
+    stays bounded however many runs there are; ``progress(k)`` is called
+    after each evaluation of k rows.
     """
+    n = log_y.size
+
     def fun(theta: np.ndarray, rows: np.ndarray):
-        f = np.empty(theta.shape[0])
-        g = np.empty_like(theta)
+        f = np.zeros(theta.shape[0])
+        g = np.zeros_like(theta)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for s in range(0, theta.shape[0], _CHUNK):
                 sl = slice(s, s + _CHUNK)
-                log_l, vjp = log_law(theta[sl], *log_inputs)
-                w = None if weights is None else weights[row_group[rows[sl]]]
-                f[sl], psi = huber_objective(log_l, log_y, delta, w)
-                g[sl] = vjp(psi)
+                step = max(_MIN_POINTS, _BLOCK // len(theta[sl]))
+                w_rows = None if weights is None else weights[row_group[rows[sl]]]
+                for p0 in range(0, n, step):
+                    pts = slice(p0, p0 + step)
+                    log_l, vjp = log_law(theta[sl], *[v[pts] for v in log_inputs])
+                    w = None if w_rows is None else w_rows[:, pts]
+                    fv, psi = huber_objective(log_l, log_y[pts], delta, w)
+                    f[sl] += fv
+                    g[sl] += vjp(psi)
+        if progress is not None:
+            progress(theta.shape[0])
         return f, g
     return fun
 
@@ -142,7 +166,8 @@ class _LawFit:
 
     def __init__(self, *, delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
                  screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5,
-                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None):
+                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None,
+                 screen_points: int | None = SCREEN_POINTS):
         self.delta = delta
         self.starts = starts
         self.max_iter = max_iter
@@ -152,6 +177,7 @@ class _LawFit:
         self.gtol = gtol
         self.fixed = fixed
         self.tie = tie
+        self.screen_points = screen_points
 
     # ---- hooks each law provides
     @property
@@ -334,6 +360,26 @@ class _LawFit:
     def _multistart(self, log_inputs, log_y, starts, row_group=None, n_groups=1, weights=None) -> MultiStart:
         """Minimise from every start; return the best point of each group of starts.
 
+        On a table of more than ``screen_points`` runs (one group, several
+        starts), the starts are screened and polished on a random subsample
+        of that many runs, and only the ``N_FINAL`` best are polished on all
+        runs: time grows linearly with the runs, and memory stays bounded
+        (the objective takes points in blocks).
+        """
+        n, m = log_y.size, self.screen_points
+        if not m or n <= m or n_groups != 1 or len(starts) <= 1:
+            return self._multistart_all(log_inputs, log_y, starts, row_group, n_groups, weights)
+        idx = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
+        sub = self._multistart_all([v[idx] for v in log_inputs], log_y[idx], starts,
+                                   weights=None if weights is None else weights[:, idx], top=N_FINAL)
+        full = self._multistart_all(log_inputs, log_y, sub.top_x, weights=weights)
+        return dataclasses.replace(full, screen=sub.screen, screen_best=float(sub.fun[0]), n_screen_points=m,
+                                   n_iter=full.n_iter + sub.n_iter)
+
+    def _multistart_all(self, log_inputs, log_y, starts, row_group=None, n_groups=1, weights=None,
+                        top: int = 0) -> MultiStart:
+        """Minimise from every start on all the given runs; the best point of each group of starts.
+
         The log inputs are centred on their medians first (theta is shifted to
         match and back), which decorrelates a from alpha and roughly halves
         the iterations. Groups with more than ``n_polish`` starts are screened:
@@ -360,9 +406,14 @@ class _LawFit:
                 log_l, vjp = base_law(psi @ L + l0, *inputs)
                 return log_l, lambda g: vjp(g) @ L.T
         screen, iters = None, np.zeros(len(theta), dtype=int)
+        bar = None
+        if log_y.size >= PROGRESS_POINTS:           # shown only if the fit takes more than 3 s
+            bar = tqdm(desc=f"{self.law} fit on {log_y.size:,} runs", unit=" evaluations", delay=3.0,
+                       file=sys.stderr, leave=False)
+        progress = None if bar is None else bar.update
         if np.bincount(row_group, minlength=n_groups).max() > self.n_polish:
             fun = batched_objective(log_law, inputs_c, log_y, delta=self.delta,
-                                    weights=weights, row_group=row_group)
+                                    weights=weights, row_group=row_group, progress=progress)
             screen = lbfgs(fun, theta, memory=self.memory, max_iter=self.screen_max_iter, gtol=self.gtol,
                            ftol=SCIPY_FTOL, max_step=MAX_STEP)
             f = np.where(np.isfinite(screen.fun), screen.fun, np.inf)
@@ -371,19 +422,26 @@ class _LawFit:
             pick = order[(np.arange(order.size) - first_of_group) < self.n_polish]
             theta, row_group, iters = screen.x[pick], row_group[pick], screen.n_iter[pick]
         fun = batched_objective(log_law, inputs_c, log_y, delta=self.delta, weights=weights,
-                                row_group=row_group)
+                                row_group=row_group, progress=progress)
         polish = lbfgs(fun, theta, memory=self.memory, max_iter=self.max_iter, gtol=self.gtol, ftol=0.0,
                        max_step=MAX_STEP)
+        if bar is not None:
+            bar.close()
         best, ok = best_per_group(polish, row_group, n_groups)
         unconverged = np.where(~polish.converged & np.isfinite(polish.fun), polish.fun, np.inf)
         lowest_unconverged = np.full(n_groups, np.inf)
         np.minimum.at(lowest_unconverged, row_group, unconverged)
-        x = self._shift_theta(polish.x[best] if L is None else polish.x[best] @ L + l0, shifts, 1.0)
-        if L is not None:                          # restore the constraints exactly (no round-off)
-            x = self._apply_constraints(x)
-        return MultiStart(x=x, fun=polish.fun[best], converged=ok,
+        def uncentred(rows):
+            x = self._shift_theta(polish.x[rows] if L is None else polish.x[rows] @ L + l0, shifts, 1.0)
+            return x if L is None else self._apply_constraints(x)   # constraints exactly (no round-off)
+        top_x = None
+        if top:
+            f = np.where(np.isfinite(polish.fun) & (row_group == 0), polish.fun, np.inf)
+            order = np.argsort(f, kind="stable")
+            top_x = uncentred(order[:top][np.isfinite(f[order[:top]])])
+        return MultiStart(x=uncentred(best), fun=polish.fun[best], converged=ok,
                           status=polish.status[best], n_iter=iters[best] + polish.n_iter[best],
-                          lowest_unconverged=lowest_unconverged, screen=screen)
+                          lowest_unconverged=lowest_unconverged, screen=screen, top_x=top_x)
 
     def fit(self, X, y=None):
         """Fit to runs: ``X`` a DataFrame with the input columns (and ``loss`` if ``y`` is None), or an array."""
@@ -422,9 +480,11 @@ class _LawFit:
         self.status_ = STATUS_MESSAGES[int(res.status[0])]
         self.n_points_ = int(y.shape[0])
         self.n_starts_ = int(len(starts))
+        self.n_screen_points_ = int(res.n_screen_points or y.shape[0])
         if res.screen is not None:
             self.n_converged_starts_ = int(res.screen.converged.sum())
-            near = np.abs(res.screen.fun - self.objective_) <= 1e-6 * max(abs(self.objective_), 1e-12)
+            ref = self.objective_ if not res.n_screen_points else res.screen_best
+            near = np.abs(res.screen.fun - ref) <= 1e-6 * max(abs(ref), 1e-12)
             self.n_starts_at_best_ = int(near.sum())
         else:
             self.n_converged_starts_ = int(res.converged.sum())
@@ -549,9 +609,11 @@ class PowerLawFit(_LawFit):
 
     def __init__(self, *, x: str = "C", delta: float = HUBER_DELTA, starts: Any = None, max_iter: int = 1000,
                  screen_max_iter: int = 200, n_polish: int = 10, memory: int = 10, gtol: float = 1e-5,
-                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None):
+                 fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None,
+                 screen_points: int | None = SCREEN_POINTS):
         super().__init__(delta=delta, starts=starts, max_iter=max_iter, screen_max_iter=screen_max_iter,
-                         n_polish=n_polish, memory=memory, gtol=gtol, fixed=fixed, tie=tie)
+                         n_polish=n_polish, memory=memory, gtol=gtol, fixed=fixed, tie=tie,
+                         screen_points=screen_points)
         self.x = x
 
     @property
