@@ -53,6 +53,10 @@ def register(sub, study_sub) -> None:
     sel.add_argument("--where", metavar="EXPR", help="keep the rows matching a pandas query, e.g. "
                                                      "\"outlier == False\" or \"dataset == 'c4'\"")
     sel.add_argument("--group-by", metavar="COLUMN", help="one fit per value of COLUMN")
+    sel.add_argument("--variant", metavar="COLUMN",
+                     help="compare the values of COLUMN (e.g. dropout) as compute multipliers of one law with "
+                          "shared exponents (power, chinchilla, kaplan)")
+    sel.add_argument("--reference", metavar="VALUE", help="--variant: the value the others are measured against")
     sel.add_argument("--allow-mixed", action="store_true",
                      help="fit a table that repeats settings across experiments anyway (pooling them)")
     sel.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
@@ -152,6 +156,8 @@ def run_fit(args) -> int:
                    fixed=_pairs(args.fix, "--fix") or None, tie=_pairs(args.tie, "--tie", str) or None,
                    weight=args.weight, where=args.where, starts=args.grid, columns=columns,
                    flops_per_token=_flops_per_token(args.flops_per_token), check_mixed=not args.allow_mixed)
+    if args.variant:
+        return _run_variants(args, options)
     if args.group_by:
         results = fit_groups(args.file, args.law, group_by=args.group_by, drop_highest=args.drop_highest_loss,
                              **options)
@@ -181,6 +187,24 @@ def run_fit(args) -> int:
         print("scalinglab: warning: some intervals are not supported by the data (see 'supported' and 'note'); "
               "exit status 1", file=sys.stderr)
         return EXIT_UNSUPPORTED
+    return 0
+
+
+def _run_variants(args, options) -> int:
+    from scalinglab.fit import compare_variants
+    from scalinglab.fit.result import clean
+
+    comparison, notes = compare_variants(args.file, args.law, variant=args.variant, reference=args.reference,
+                                         where=args.where, columns=options["columns"], weight=args.weight,
+                                         flops_per_token=options["flops_per_token"], x=args.x,
+                                         n_resamples=args.bootstrap, level=args.level,
+                                         random_state=args.random_state)
+    out = clean({"schema_version": 1, "variant_comparison": comparison.to_dict(), "warnings": notes})
+    if args.save:
+        _write_json(args.save, out)
+    print(json.dumps(out, indent=2) if args.json else comparison.summary())
+    for note in notes:
+        print(f"scalinglab: warning: {note}", file=sys.stderr)
     return 0
 
 

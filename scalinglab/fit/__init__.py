@@ -25,7 +25,7 @@ from scalinglab.fit.allocate import (
 )
 from scalinglab.fit.backtest import BacktestResult, backtest, error_summary
 from scalinglab.fit.bootstrap import BootstrapResult, bootstrap, bootstrap_statistic, resample_counts
-from scalinglab.fit.fitting import LAWS, Law, check_table, fit_groups, fit_law, register_law
+from scalinglab.fit.fitting import LAWS, Law, check_table, compare_variants, fit_groups, fit_law, register_law
 from scalinglab.fit.frontier import Approach1Result, FrontierFit, approach1, compute_frontier, fit_frontier
 from scalinglab.fit.isoflop import IsoFlopResult, budget_of_runs, group_budgets, isoflop_profiles
 from scalinglab.fit.parametric import (
@@ -43,7 +43,8 @@ from scalinglab.fit.result import FitResult, Interval
 from scalinglab.fit.table import drop_highest_loss, load_runs, load_runs_selection, read_store_runs, read_table
 
 __all__ = [
-    "LAWS", "FitResult", "Interval", "Law", "budget_of_runs", "check_table", "error_summary", "fit_groups",
+    "LAWS", "FitResult", "Interval", "Law", "budget_of_runs", "check_table", "compare_variants", "error_summary",
+    "fit_groups",
     "fit_law", "load_runs_selection", "register_law",
     "PUBLISHED_LAWS", "Allocation", "AllocationRule", "Approach1Result", "BacktestResult", "BootstrapResult",
     "COARSE_GRID", "ChinchillaFit", "ChinchillaLaw", "ConvergenceWarning", "FrontierFit", "HOFFMANN_GRID",

@@ -27,9 +27,10 @@ from scalinglab.errors import DataError, FitError
 from scalinglab.fit.backtest import backtest as _backtest_parametric
 from scalinglab.fit.backtest import error_summary, split_runs
 from scalinglab.fit.bootstrap import bootstrap, bootstrap_statistic, resolve_cluster
+from scalinglab.fit.data_constrained import DataConstrainedFit
 from scalinglab.fit.frontier import FrontierFit, approach1, compute_frontier
 from scalinglab.fit.isoflop import budget_of_runs, isoflop_profiles
-from scalinglab.fit.parametric import ChinchillaFit, ConvergenceWarning, KaplanFit, PowerLawFit
+from scalinglab.fit.parametric import BrokenPowerLawFit, ChinchillaFit, ConvergenceWarning, KaplanFit, PowerLawFit
 from scalinglab.fit.result import FitResult, Interval, at_key
 from scalinglab.fit.table import drop_highest_loss, load_runs_selection
 
@@ -79,6 +80,10 @@ class Law:
 
     def require(self, s: Settings) -> tuple[str, ...]:
         return self.columns
+
+    def resolve(self, runs: pd.DataFrame, s: Settings) -> tuple[Law, Settings, dict]:
+        """The law (and settings) that will actually be fitted, and what to record of the choice."""
+        return self, s, {}
 
     def prepare(self, runs: pd.DataFrame, s: Settings) -> pd.DataFrame:
         """Fix anything resamples must share (e.g. budgets) before fitting."""
@@ -198,8 +203,23 @@ class PowerLaw(_Parametric):
     def derived(self, p, s):
         if s.x != "C":
             return {}
+        law = self.estimator_class(x="C")
         with np.errstate(all="ignore"):
-            return {at_key("loss", C): p["E"] + p["A"] * C ** -p["alpha"] for C in s.at_flops}
+            return {at_key("loss", C): law._value([np.asarray(C, float)], p) for C in s.at_flops}
+
+
+class BrokenPowerLaw(PowerLaw):
+    name = "broken_power"
+    formula = "L(x) = E + A x^-alpha (1 + (x/x_b)^(1/f))^(-c f) (one break, Caballero et al. 2022)"
+    estimator_class = BrokenPowerLawFit
+
+
+class DataConstrained(_Parametric):
+    name = "data-constrained"
+    formula = "L(N, D, U) of Muennighoff et al. 2023: repeated tokens and excess parameters discounted"
+    columns = ("N", "D", "U", "loss")
+    axes = ("C", "N", "D")
+    estimator_class = DataConstrainedFit
 
 
 class Chinchilla(_Parametric):
@@ -411,7 +431,26 @@ class IsoFlop(_Statistic):
         return info, table
 
 
-for _law in (PowerLaw(), Frontier(), Approach1(), IsoFlop(), Chinchilla(), Kaplan()):
+class Auto(Law):
+    """The law that extrapolates best: ``compare_laws``'s rolling back-test over compute levels picks it."""
+
+    name = "auto"
+    formula = "chosen by a rolling back-test over compute levels (scalinglab.fit.select.compare_laws)"
+    CHOICES = {"power_C": ("power", "C"), "power_N": ("power", "N"), "power_D": ("power", "D"),
+               "broken_power_C": ("broken_power", "C"), "chinchilla": ("chinchilla", None),
+               "kaplan": ("kaplan", None), "data-constrained": ("data-constrained", None)}
+
+    def resolve(self, runs, s):
+        from scalinglab.fit.select import compare_laws
+        comparison, notes = _capture(compare_laws, runs)
+        law, x = self.CHOICES[comparison.chosen]
+        record = {"requested": "auto", "chosen": comparison.chosen, "reason": comparison.reason,
+                  "metric": comparison.metric, "table": comparison.table.reset_index(), "notes": notes}
+        return LAWS[law], replace(s, x=x or s.x), record
+
+
+for _law in (PowerLaw(), Frontier(), Approach1(), IsoFlop(), Chinchilla(), Kaplan(), BrokenPowerLaw(),
+             DataConstrained(), Auto()):
     register_law(_law)
 
 
@@ -584,6 +623,25 @@ def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | Non
     return out
 
 
+def compare_variants(runs, law: str = "chinchilla", *, variant: str, reference=None, where: str | None = None,
+                     columns: dict[str, str] | None = None, weight: str | None = None, flops_per_token=None,
+                     x: str | None = None, **options):
+    """Variants of a recipe as compute multipliers (:func:`scalinglab.fit.variants.fit_variants`) on a
+    table selected as :func:`fit_law` selects it; the variant column is the one allowed to repeat settings."""
+    from scalinglab.fit.variants import fit_variants
+
+    spec = _law(law)
+    s = _settings(spec, x=x)
+    frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
+                                   flops_per_token=flops_per_token)
+    if variant not in frame.columns:
+        raise DataError(f"--variant column {variant!r} is not in the table; columns are: "
+                        + ", ".join(map(str, frame.columns)))
+    notes = check_table(frame, selection, group_by=variant)
+    comparison, caught = _capture(fit_variants, frame, law, variant, reference, x=s.x, **options)
+    return comparison, [*notes, *caught]
+
+
 def _sort_key(v):
     return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) else (1, 0.0, str(v))
 
@@ -595,8 +653,8 @@ def _law(name: str) -> Law:
 
 
 def _settings(spec: Law, *, x=None, at_flops=(), **kw) -> Settings:
-    if x is not None and spec.name != "power":
-        raise FitError("x (--x) is only for the power law")
+    if x is not None and not isinstance(spec, PowerLaw):
+        raise FitError("x (--x) is only for the power laws")
     flops = []
     for v in ([at_flops] if np.isscalar(at_flops) or at_flops is None else list(at_flops)):
         try:
@@ -617,7 +675,7 @@ def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, wher
     if unknown:
         raise FitError(f"columns takes n, d, c, loss, seed; got {sorted(unknown)}")
     require = tuple(k for k in spec.require(s) if k)
-    frame, selection = load_runs_selection(runs, **opts, x=s.x if spec.name == "power" else None,
+    frame, selection = load_runs_selection(runs, **opts, x=s.x if isinstance(spec, PowerLaw) else None,
                                            budget=s.budget, weight=weight, flops_per_token=flops_per_token,
                                            require=require)
     if weight is None and "weight" in frame.columns:
@@ -653,8 +711,9 @@ def _fit_selected(frame: pd.DataFrame, selection: dict, spec: Law, s: Settings, 
         raise FitError(f"the interval level must be between 0 and 1, got {level}")
     s = replace(s, d_derived=selection.get("derived", {}).get("D", ""))
     notes = check_table(frame, selection, budget=s.budget) if check_mixed else []
+    spec, s, choice = spec.resolve(frame, s)
     runs = spec.prepare(frame, s)
-    if s.at_flops and spec.name == "power" and s.x != "C":
+    if s.at_flops and isinstance(spec, PowerLaw) and s.x != "C":
         notes.append(f"--at-flops: a power law in {s.x} cannot answer at a FLOP budget; fit --law power --x C")
     point, fit_notes = _capture(spec.fit, runs, s)
     notes.extend(fit_notes)
@@ -705,6 +764,10 @@ def _fit_selected(frame: pd.DataFrame, selection: dict, spec: Law, s: Settings, 
                                **_law_method(spec, s)},
                        diagnostics=point.diagnostics, formula=spec.formula, estimator=point.estimator,
                        samples=samples, runs=runs)
+    if choice:
+        result.tables["law_selection"] = choice.pop("table")
+        result.warnings.extend(f"law selection: {m}" for m in choice.pop("notes"))
+        result.method["law_selection"] = choice
     if s.at_flops:
         result.tables["compute_optimal"] = _at_flops_table(result, s.at_flops)
     if holdout_above is not None:
@@ -722,7 +785,7 @@ def _law_method(spec: Law, s: Settings) -> dict:
     if isinstance(spec, _Parametric):
         out.update(objective="huber on log residuals, summed", starts=s.starts if isinstance(s.starts, str) else
                    ("default" if s.starts is None else "custom"), fixed=s.fixed or {}, tie=s.tie or {})
-        if spec.name == "power":
+        if isinstance(spec, PowerLaw):
             out["x"] = s.x
     if spec.name == "isoflop":
         out.update(isoflop_method=s.isoflop_method, include_outside=s.include_outside,

@@ -64,11 +64,11 @@ def _draw(ax, res: FitResult, color, label: str = "") -> None:
                 label=f"{label}N_opt ∝ C^{res.derived['a']:.3f}")
         ax.set(xscale="log", yscale="log", xlabel="training FLOPs C", ylabel="N_opt (frontier runs)")
         return
-    x = res.method.get("x", "C") if res.law == "power" else "C"
+    x = res.method.get("x", "C")
     xs = runs[x].to_numpy(float)
     ax.scatter(xs, runs["loss"], s=8, color=color, alpha=0.35)
     grid = _cgrid(xs)
-    if res.law in ("power", "frontier"):
+    if res.law in ("power", "broken_power", "frontier"):
         if res.law == "frontier":
             ax.scatter(res.tables["frontier"]["C"], res.tables["frontier"]["loss"], s=18, color=color)
         curve = res.estimator.predict(grid)

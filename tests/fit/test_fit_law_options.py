@@ -200,3 +200,30 @@ def test_frontier_takes_a_fixed_offset():
     runs = chinchilla_runs(seed=14, n=8)
     res = fit_law(runs, "frontier", n_resamples=0, fixed={"E": 1.9})
     assert res.params["E"] == 1.9 and res.estimator.get_params()["fixed"] == {"E": 1.9}
+
+
+def test_auto_picks_the_law_that_extrapolates_and_says_why(tmp_path, capsys):
+    """A bend in L(C) (Caballero et al.'s broken power law) is chosen over a plain power law in C."""
+    c = np.logspace(14, 22, 40)
+    loss = laws.broken_power_law(c, E=1.0, A=300.0, alpha=0.12, x_b=1e18, f=0.5, c=0.25)
+    res = fit_law(pd.DataFrame({"C": c, "loss": loss}), "auto", n_resamples=0)
+    assert res.law == "broken_power" and res.method["law_selection"]["chosen"] == "broken_power_C"
+    assert "law_selection" in res.tables and res.method["law_selection"]["reason"]
+    path = tmp_path / "bend.csv"
+    pd.DataFrame({"C": c, "loss": loss}).to_csv(path, index=False)
+    code, out, err = run(capsys, "fit", path, "--law", "auto", "--bootstrap", 0, "--json")
+    assert code == 0, err
+    assert json.loads(out)["law"] == "broken_power"
+
+
+def test_variant_column_through_the_cli(tmp_path, capsys):
+    """Two dropout settings, the second worth 2x compute: the CLI reports k near 2 (H4's fit_variants)."""
+    c = np.logspace(15, 20, 10)
+    rows = [pd.DataFrame({"C": c * k, "loss": laws.power_law(c, 1.5, 3e3, 0.2), "dropout": d})
+            for d, k in ((0.0, 1.0), (0.1, 0.5))]               # dropout 0.1 reaches a loss with half the compute
+    path = tmp_path / "variants.csv"
+    pd.concat(rows).to_csv(path, index=False)
+    code, out, err = run(capsys, "fit", path, "--law", "power", "--variant", "dropout", "--bootstrap", 20, "--json")
+    assert code == 0, err
+    table = json.loads(out)["variant_comparison"]["variants"]
+    assert table[1]["variant"] == 0.1 and table[1]["k"] == pytest.approx(2.0, rel=0.05)
