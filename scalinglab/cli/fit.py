@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -52,6 +51,7 @@ def register(sub, study_sub) -> None:
     sel = p.add_argument_group("selection")
     sel.add_argument("--where", metavar="EXPR", help="keep the rows matching a pandas query, e.g. "
                                                      "\"outlier == False\" or \"dataset == 'c4'\"")
+    sel.add_argument("--study", metavar="NAME", help="a run store: fit only this study's runs")
     sel.add_argument("--group-by", metavar="COLUMN", help="one fit per value of COLUMN")
     sel.add_argument("--variant", metavar="COLUMN",
                      help="compare the values of COLUMN (e.g. dropout) as compute multipliers of one law with "
@@ -154,7 +154,7 @@ def run_fit(args) -> int:
                    holdout_axis=args.holdout_axis, budget=args.budget, isoflop_method=args.isoflop_method,
                    window_decades=args.window, include_outside=args.include_outside,
                    fixed=_pairs(args.fix, "--fix") or None, tie=_pairs(args.tie, "--tie", str) or None,
-                   weight=args.weight, where=args.where, starts=args.grid, columns=columns,
+                   weight=args.weight, where=args.where, study=args.study, starts=args.grid, columns=columns,
                    flops_per_token=_flops_per_token(args.flops_per_token), check_mixed=not args.allow_mixed)
     if args.variant:
         return _run_variants(args, options)
@@ -196,7 +196,7 @@ def _run_variants(args, options) -> int:
 
     comparison, notes = compare_variants(args.file, args.law, variant=args.variant, reference=args.reference,
                                          where=args.where, columns=options["columns"], weight=args.weight,
-                                         flops_per_token=options["flops_per_token"], x=args.x,
+                                         flops_per_token=options["flops_per_token"], x=args.x, study=args.study,
                                          n_resamples=args.bootstrap, level=args.level,
                                          random_state=args.random_state)
     out = clean({"schema_version": 1, "variant_comparison": comparison.to_dict(), "warnings": notes})
@@ -301,6 +301,7 @@ def _groups_text(args, out: dict) -> str:
 
 def run_allocate(args) -> int:
     from scalinglab.fit.allocate import allocate_with_intervals, inference_optimal, load_law
+    from scalinglab.fit.result import clean
 
     name, law, result = load_law(args.law, with_result=True)
     alloc, intervals = allocate_with_intervals(law, args.flops, result, name=name)
@@ -311,7 +312,7 @@ def run_allocate(args) -> int:
     if args.inference_tokens is not None:
         inf = inference_optimal(law, args.flops, args.inference_tokens, name=name)
         out["inference_aware"] = {k: v for k, v in inf.to_dict().items() if k not in ("law", "flops")}
-    out = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in out.items()}
+    out = clean(out)
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

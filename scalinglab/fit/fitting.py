@@ -570,7 +570,7 @@ def fit_law(runs, law: str = "chinchilla", *, x: str | None = None, n_resamples:
             fixed: dict[str, float] | None = None, tie: dict[str, str] | None = None, weight: str | None = None,
             where: str | None = None, drop_highest: int = 0, starts: Any = None, exponents_of: tuple[str, ...] = (),
             columns: dict[str, str] | None = None, flops_per_token=None, check_mixed: bool = True,
-            group_by: str | None = None) -> FitResult:
+            group_by: str | None = None, study: str | None = None) -> FitResult:
     """Fit ``law`` (a key of ``LAWS``) to ``runs`` (a path or DataFrame) with intervals, back-test and checks.
 
     ``n_resamples`` bootstrap draws (0: regression intervals where the law has
@@ -579,7 +579,8 @@ def fit_law(runs, law: str = "chinchilla", *, x: str | None = None, n_resamples:
     ``window_decades`` IsoFLOP settings; ``fixed``/``tie``/``weight``
     constraints and per-run weights of the multistart laws; ``where`` a
     pandas query on the table; ``columns`` maps n, d, c, loss, seed to the
-    table's names; ``flops_per_token`` as in :func:`load_runs`. Use
+    table's names; ``flops_per_token`` as in :func:`load_runs`; ``study`` keeps
+    one study's runs of a run store. Use
     :func:`fit_groups` for one fit per value of a column.
     """
     if group_by is not None:
@@ -589,7 +590,7 @@ def fit_law(runs, law: str = "chinchilla", *, x: str | None = None, n_resamples:
                   window_decades=window_decades, include_outside=include_outside, fixed=fixed, tie=tie,
                   starts=starts, exponents_of=tuple(exponents_of))
     frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
-                                   drop_highest=drop_highest, flops_per_token=flops_per_token)
+                                   drop_highest=drop_highest, flops_per_token=flops_per_token, study=study)
     return _fit_selected(frame, selection, spec, s, n_resamples=n_resamples, level=level, cluster=cluster,
                          random_state=random_state, n_jobs=n_jobs, holdout_above=holdout_above,
                          holdout_axis=holdout_axis, check_mixed=check_mixed)
@@ -597,13 +598,13 @@ def fit_law(runs, law: str = "chinchilla", *, x: str | None = None, n_resamples:
 
 def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | None = None,
                columns: dict[str, str] | None = None, weight: str | None = None, drop_highest: int = 0,
-               flops_per_token=None, **options) -> dict[Any, FitResult]:
+               flops_per_token=None, study: str | None = None, **options) -> dict[Any, FitResult]:
     """One :func:`fit_law` per value of column ``group_by`` (after ``where``), in sorted order of the values."""
     spec = _law(law)
     s = _settings(spec, **{k: options.pop(k) for k in list(options) if k in Settings.__dataclass_fields__
                            and k != "d_derived"})
     frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
-                                   drop_highest=0, flops_per_token=flops_per_token)
+                                   drop_highest=0, flops_per_token=flops_per_token, study=study)
     if group_by not in frame.columns:
         raise DataError(f"--group-by column {group_by!r} is not in the table; columns are: "
                         + ", ".join(map(str, frame.columns)))
@@ -625,7 +626,7 @@ def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | Non
 
 def compare_variants(runs, law: str = "chinchilla", *, variant: str, reference=None, where: str | None = None,
                      columns: dict[str, str] | None = None, weight: str | None = None, flops_per_token=None,
-                     x: str | None = None, **options):
+                     x: str | None = None, study: str | None = None, **options):
     """Variants of a recipe as compute multipliers (:func:`scalinglab.fit.variants.fit_variants`) on a
     table selected as :func:`fit_law` selects it; the variant column is the one allowed to repeat settings."""
     from scalinglab.fit.variants import fit_variants
@@ -633,7 +634,7 @@ def compare_variants(runs, law: str = "chinchilla", *, variant: str, reference=N
     spec = _law(law)
     s = _settings(spec, x=x)
     frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
-                                   flops_per_token=flops_per_token)
+                                   flops_per_token=flops_per_token, study=study)
     if variant not in frame.columns:
         raise DataError(f"--variant column {variant!r} is not in the table; columns are: "
                         + ", ".join(map(str, frame.columns)))
@@ -668,8 +669,9 @@ def _settings(spec: Law, *, x=None, at_flops=(), **kw) -> Settings:
 
 
 def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, where=None, drop_highest=0,
-                flops_per_token=None) -> tuple[pd.DataFrame, dict]:
-    """Load ``runs``, apply ``where`` and ``drop_highest``; return the frame and the selection record."""
+                flops_per_token=None, study: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """Load ``runs``, keep ``study``'s runs (a run store), apply ``where`` and ``drop_highest``; return the
+    frame and the selection record."""
     opts = dict(columns or {})
     unknown = set(opts) - {"n", "d", "c", "loss", "seed"}
     if unknown:
@@ -681,6 +683,15 @@ def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, wher
     if weight is None and "weight" in frame.columns:
         frame = frame.rename(columns={"weight": "weight (unused)"})
     dropped = {}
+    if study is not None:
+        if "study" not in frame.columns:
+            raise DataError(f"--study {study!r}: the table has no study column (only a scalinglab run store has one)")
+        member = frame["study"].fillna("").astype(str).str.split(",").apply(lambda names: study in names)
+        if not member.any():
+            names = sorted({n for v in frame["study"].dropna().astype(str) for n in v.split(",") if n})
+            raise DataError(f"no runs of study {study!r}; the store holds: {', '.join(names) or 'none'}")
+        dropped["study"] = int((~member).sum())
+        frame = frame[member.to_numpy()].reset_index(drop=True)
     if where:
         try:
             kept = frame.query(where)
@@ -696,6 +707,8 @@ def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, wher
         frame = drop_highest_loss(frame, drop_highest)
         dropped["highest_loss"] = int(drop_highest)
     selection.update(where=where, dropped=dropped, n_runs=int(len(frame)))
+    if study is not None:
+        selection["study"] = study
     if weight is not None:
         selection["weight"] = weight
     return frame, selection

@@ -227,3 +227,29 @@ def test_variant_column_through_the_cli(tmp_path, capsys):
     assert code == 0, err
     table = json.loads(out)["variant_comparison"]["variants"]
     assert table[1]["variant"] == 0.1 and table[1]["k"] == pytest.approx(2.0, rel=0.05)
+
+
+def test_a_store_with_two_studies_is_not_pooled(tmp_path, capsys):
+    import sqlite3
+
+    runs = chinchilla_runs(seed=15, n=5)
+    path = tmp_path / "runs.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
+                "flops REAL, examples INTEGER, val_loss REAL)")
+    con.execute("CREATE TABLE study_runs (study TEXT, key TEXT)")
+    for study, scale in (("old-grid", 1.1), ("new-grid", 1.0)):
+        con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                        [(f"{study}{i}", "mnist", json.dumps({"seed": 0, "grid": study}), "complete", int(r.N),
+                          float(r.C), int(r.D), float(r.loss) * scale) for i, r in runs.iterrows()])
+        con.executemany("INSERT INTO study_runs VALUES (?,?)", [(study, f"{study}{i}") for i in range(len(runs))])
+    con.commit()
+    con.close()
+    code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0)
+    assert code == 2 and "mixes experiments" in err and ("'study'" in err or "'grid'" in err)
+    code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0, "--study", "new-grid", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["selection"]["n_runs"] == len(runs) and d["selection"]["dropped"]["study"] == len(runs)
+    code, out, err = run(capsys, "fit", path, "--bootstrap", 0, "--study", "nope")
+    assert code == 2 and "holds: new-grid, old-grid" in err
