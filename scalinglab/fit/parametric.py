@@ -367,17 +367,25 @@ class _LawFit:
         (the objective takes points in blocks).
         """
         n, m = log_y.size, self.screen_points
-        if not m or n <= m or n_groups != 1 or len(starts) <= 1:
-            return self._multistart_all(log_inputs, log_y, starts, row_group, n_groups, weights)
-        idx = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
-        sub = self._multistart_all([v[idx] for v in log_inputs], log_y[idx], starts,
-                                   weights=None if weights is None else weights[:, idx], top=N_FINAL)
-        full = self._multistart_all(log_inputs, log_y, sub.top_x, weights=weights)
+        bar = None
+        if n >= PROGRESS_POINTS:                    # drawn only once the fit has run for 3 s
+            bar = tqdm(desc=f"{self.law} fit on {n:,} runs", unit=" evaluations", delay=3.0, file=sys.stderr,
+                       leave=False)
+        try:
+            if not m or n <= m or n_groups != 1 or len(starts) <= 1:
+                return self._multistart_all(log_inputs, log_y, starts, row_group, n_groups, weights, bar=bar)
+            idx = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
+            sub = self._multistart_all([v[idx] for v in log_inputs], log_y[idx], starts,
+                                       weights=None if weights is None else weights[:, idx], top=N_FINAL, bar=bar)
+            full = self._multistart_all(log_inputs, log_y, sub.top_x, weights=weights, bar=bar)
+        finally:
+            if bar is not None:
+                bar.close()
         return dataclasses.replace(full, screen=sub.screen, screen_best=float(sub.fun[0]), n_screen_points=m,
                                    n_iter=full.n_iter + sub.n_iter)
 
     def _multistart_all(self, log_inputs, log_y, starts, row_group=None, n_groups=1, weights=None,
-                        top: int = 0) -> MultiStart:
+                        top: int = 0, bar=None) -> MultiStart:
         """Minimise from every start on all the given runs; the best point of each group of starts.
 
         The log inputs are centred on their medians first (theta is shifted to
@@ -406,10 +414,6 @@ class _LawFit:
                 log_l, vjp = base_law(psi @ L + l0, *inputs)
                 return log_l, lambda g: vjp(g) @ L.T
         screen, iters = None, np.zeros(len(theta), dtype=int)
-        bar = None
-        if log_y.size >= PROGRESS_POINTS:           # shown only if the fit takes more than 3 s
-            bar = tqdm(desc=f"{self.law} fit on {log_y.size:,} runs", unit=" evaluations", delay=3.0,
-                       file=sys.stderr, leave=False)
         progress = None if bar is None else bar.update
         if np.bincount(row_group, minlength=n_groups).max() > self.n_polish:
             fun = batched_objective(log_law, inputs_c, log_y, delta=self.delta,
@@ -425,8 +429,6 @@ class _LawFit:
                                 row_group=row_group, progress=progress)
         polish = lbfgs(fun, theta, memory=self.memory, max_iter=self.max_iter, gtol=self.gtol, ftol=0.0,
                        max_step=MAX_STEP)
-        if bar is not None:
-            bar.close()
         best, ok = best_per_group(polish, row_group, n_groups)
         unconverged = np.where(~polish.converged & np.isfinite(polish.fun), polish.fun, np.inf)
         lowest_unconverged = np.full(n_groups, np.inf)

@@ -56,3 +56,11 @@ def test_point_blocks_give_the_same_objective(monkeypatch):
     np.testing.assert_allclose(many[0], one[0], rtol=1e-12)
     np.testing.assert_allclose(many[1], one[1], rtol=1e-10)
     assert calls == [2]
+
+
+def test_progress_bar_on_stderr_for_large_tables(monkeypatch, capsys):
+    monkeypatch.setattr(parametric, "PROGRESS_POINTS", 3000)
+    real = parametric.tqdm
+    monkeypatch.setattr(parametric, "tqdm", lambda **kw: real(**{**kw, "delay": 0}))
+    PowerLawFit().fit(random_chinchilla(3000).rename(columns={"N": "C"}))
+    assert "power fit on 3,000 runs" in capsys.readouterr().err
