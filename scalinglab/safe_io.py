@@ -10,6 +10,7 @@ that is a symbolic link is refused, as is a name that would leave the folder.
     out = prepare_out_dir("study-quick")                 # before any training: exists, a folder, writable
     write_text_atomic(out, "report.html", page)
     write_bytes_atomic(out, "figures/loss.png", png)
+    figures = safe_subdir(out, "figures")                # a real folder inside out, for other writers
     write_text_atomic(Path(args.out).parent, Path(args.out).name, csv)   # a single --out FILE
 """
 
@@ -40,6 +41,11 @@ def prepare_out_dir(path: str | Path, *, flag: str = "--out") -> Path:
         raise ConfigError(f"{flag} {folder} cannot be written ({exc.strerror or exc}); choose a writable "
                           "folder") from None
     return folder
+
+
+def safe_subdir(folder: str | Path, name: str | PurePath) -> Path:
+    """``folder/name`` as a real folder inside ``folder`` (made if missing); a symbolic link there is refused."""
+    return _inside(Path(folder), PurePath(name) / "_").parent
 
 
 def write_bytes_atomic(folder: str | Path, name: str | PurePath, data: bytes) -> Path:

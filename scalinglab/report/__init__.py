@@ -38,15 +38,6 @@ __all__ = [
 ]
 
 
-def _write_text(path: Path, text: str) -> None:
-    from scalinglab.errors import DataError
-
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc}") from None
-
-
 def write_report(report: StudyReport, out: str | Path, *, static: bool = True) -> Path:
     """Write a built report to folder ``out``; returns the path of ``report.html``.
 
@@ -55,31 +46,24 @@ def write_report(report: StudyReport, out: str | Path, *, static: bool = True) -
     read, so ``scalinglab fit`` reproduces them) and, with ``static``,
     ``figures/<key>.png`` and ``.svg``.
     """
-    from scalinglab.errors import DataError
     from scalinglab.report.html import render_report
     from scalinglab.report.static import save_chart
+    from scalinglab.safe_io import prepare_out_dir, safe_subdir, write_text_atomic
 
-    out = Path(out)
-    try:
-        (out / "data").mkdir(parents=True, exist_ok=True)
-        if static:
-            (out / "figures").mkdir(exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the report folder {out}: {exc}") from None
+    out = prepare_out_dir(out)  # every file below replaces, never follows, a link planted in out
     charts = report.charts()
     files: dict[str, list[str]] = {}
     if static:
+        figures = safe_subdir(out, "figures")
         for chart in charts:
-            files[chart.key] = [p.relative_to(out).as_posix() for p in save_chart(chart, out / "figures")]
+            files[chart.key] = [p.relative_to(out).as_posix() for p in save_chart(chart, figures)]
     data_files = {}
     for g in report.analysis.groups:
-        path = out / "data" / f"points-{g.slug}.csv"
-        _write_text(path, g.points.to_csv(index=False))
+        path = write_text_atomic(out, f"data/points-{g.slug}.csv", g.points.to_csv(index=False))
         data_files[g.label] = path.relative_to(out).as_posix()
-    _write_text(out / "report.json", json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n")
-    page = out / "report.html"
-    _write_text(page, render_report(report, charts=charts, files=files, data_files=data_files))
-    return page
+    write_text_atomic(out, "report.json", json.dumps(report.to_dict(), indent=1, ensure_ascii=False) + "\n")
+    return write_text_atomic(out, "report.html", render_report(report, charts=charts, files=files,
+                                                               data_files=data_files))
 
 
 def write_study_report(*, db: str | Path, study: str | None = None, family: str | None = None, out: str | Path,

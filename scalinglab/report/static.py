@@ -146,7 +146,11 @@ def draw_chart(chart: Chart, *, dpi: int = DPI):
 def save_chart(chart: Chart, folder: str | Path, *, formats: tuple[str, ...] = ("png", "svg"),
                dpi: int = DPI) -> list[Path]:
     """Write ``chart`` as ``folder/<key>.<format>`` for each format; returns the paths."""
+    import io
+
     import matplotlib
+
+    from scalinglab.safe_io import write_bytes_atomic
 
     folder = Path(folder)
     fig = draw_chart(chart, dpi=dpi)
@@ -154,9 +158,9 @@ def save_chart(chart: Chart, folder: str | Path, *, formats: tuple[str, ...] = (
     try:
         with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": chart.key}):
             for fmt in formats:
-                path = folder / f"{chart.key}.{fmt}"
-                fig.savefig(path, format=fmt, metadata={"Date": None} if fmt == "svg" else {"Software": "scalinglab"})
-                paths.append(path)
+                buf = io.BytesIO()  # written atomically: a link planted at the path is replaced, not followed
+                fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else {"Software": "scalinglab"})
+                paths.append(write_bytes_atomic(folder, f"{chart.key}.{fmt}", buf.getvalue()))
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot write figure {chart.key} to {folder}: {exc}") from None
     return paths
