@@ -156,3 +156,11 @@ def test_wsd_settings_are_checked():
             mp.delenv("SCALINGLAB_CHECKPOINT_DIR", raising=False)
             from scalinglab.families.lm.checkpoint import checkpoint_root
             checkpoint_root()
+
+
+def test_every_run_is_also_scored_on_held_out_stdlib_code(tiny):
+    run, data = tiny
+    m = FAMILY.train({**run, "tokens": 10 * SEQ}, data).metrics
+    assert m["second_eval"] == "python-stdlib" and math.log(256) - 1 < m["second_val_loss"] < 8
+    off = FAMILY.train({**run, "tokens": 10 * SEQ, "second_eval": ""}, data).metrics
+    assert off["second_val_loss"] is None

@@ -15,7 +15,10 @@ and ``branch_step``, loads that checkpoint and trains only the cooldown, so
 its own ``flops`` are the cooldown's and ``metrics["trunk_flops"]`` the
 trunk's share; ``metrics["model_flops"]`` is what the final model cost in
 all (the C of a scaling fit). Every run records the unique training tokens
-it saw and its epochs, for the data-constrained law (Muennighoff et al. 2023).
+it saw and its epochs, for the data-constrained law (Muennighoff et al. 2023),
+and its loss on a second distribution, held-out Python standard-library code
+(:mod:`scalinglab.data.code`), the two-distribution relation of Kaplan et al.
+(2020, Sec. 3.2.2).
 
 Learning rate. The peak LR scales as 1/d_model: ``lr = LR_TIMES_WIDTH /
 d_model`` unless the config sets ``lr``. For Adam the update of a hidden
@@ -38,6 +41,7 @@ CPU it trains 1.2x (d32) to 2x (d192) faster than fp32 (bench/lm_bf16.py).
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -46,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scalinglab.data.code import STDLIB, code_tokens
 from scalinglab.data.tokens import TOKENIZERS, TokenData, load_tokens
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.families.lm.model import SIZES, Transformer, flops_per_token, param_counts, size_config
@@ -84,6 +89,7 @@ class LMRunConfig:
     checkpoint_steps: tuple[int, ...] = ()  # wsd trunk: save the training state after these steps
     parent: str | None = None  # wsd branch: run key of the trunk it starts from
     branch_step: int | None = None  # wsd branch: the trunk checkpoint (steps done) it starts from
+    second_eval: str = "python-stdlib"  # also score on this held-out distribution ("" for none)
 
     def __post_init__(self):
         pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -114,6 +120,7 @@ class LMRunConfig:
             ("parent", self.parent is None or (isinstance(self.parent, str) and self.parent.isalnum()),
              "empty or a run key"),
             ("branch_step", self.branch_step is None or pos_int(self.branch_step), "empty or a positive integer"),
+            ("second_eval", self.second_eval in ("", STDLIB), f"'{STDLIB}' or empty"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -252,6 +259,17 @@ def eval_windows(val: np.ndarray, *, context: int, eval_tokens: int) -> torch.Te
     return torch.from_numpy(val[starts[:, None] + np.arange(context + 1)].astype(np.int64))
 
 
+@functools.lru_cache(maxsize=8)
+def _held_out_code(tokenizer: str, vocab_size: int, corpus: str, val_fraction: float) -> np.ndarray:
+    return code_tokens("val", tokenizer=tokenizer, vocab_size=vocab_size, corpus=corpus, val_fraction=val_fraction)
+
+
+def _second_eval_windows(cfg: "LMRunConfig") -> torch.Tensor:
+    """The fixed windows of the second distribution (held-out stdlib code in the run's tokenizer)."""
+    code = _held_out_code(cfg.tokenizer, cfg.vocab_size, cfg.corpus, cfg.val_fraction)
+    return eval_windows(code, context=cfg.context, eval_tokens=cfg.eval_tokens)
+
+
 @torch.no_grad()
 def evaluate(model: Transformer, windows: torch.Tensor, precision: str) -> tuple[float, float]:
     """Mean next-token cross-entropy (nats) and top-1 accuracy over all positions of ``windows``."""
@@ -288,7 +306,7 @@ def make_optimizer(model: Transformer, cfg: LMRunConfig) -> torch.optim.AdamW:
 
 # Settings a branch may set differently from its trunk: they act only after the branch step.
 BRANCH_FREE = ("tokens", "cooldown", "cooldown_shape", "min_lr_ratio", "checkpoint_steps", "parent",
-               "branch_step", "eval_tokens")
+               "branch_step", "eval_tokens", "second_eval")
 
 
 @dataclass
@@ -419,6 +437,9 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
             val_loss, val_acc = math.nan, None
     else:
         val_loss, val_acc = math.nan, None
+    second_loss = second_acc = None
+    if cfg.second_eval and math.isfinite(val_loss):
+        second_loss, second_acc = evaluate(model, _second_eval_windows(cfg), cfg.precision)
     b_simple = progress.run_noise.b_simple
     return RunResult(
         params=counts["total"],
@@ -460,6 +481,9 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
             "precision": cfg.precision,
             "tokens_per_s": (end - start) * seq_tokens / train_s if train_s > 0 else None,
             "diverged_at_step": diverged_at,
+            "second_eval": cfg.second_eval or None,  # the second held-out distribution (Kaplan et al. 2020, Sec. 3.2.2)
+            "second_val_loss": second_loss,
+            "second_val_acc": second_acc,
             "config": asdict(cfg),
         },
     )
@@ -484,7 +508,8 @@ class LMFamily:
         cfg = self.config(config)
         fpt = flops_per_token(cfg.model_config())
         own_tokens = (cfg.steps - cfg.first_step) * cfg.batch_size * cfg.context
-        return float(fpt["train"] * own_tokens + fpt["forward"] * cfg.eval_tokens)
+        scored = cfg.eval_tokens * (2 if cfg.second_eval else 1)
+        return float(fpt["train"] * own_tokens + fpt["forward"] * scored)
 
     def data_key(self, config: dict):
         cfg = self.config(config)
