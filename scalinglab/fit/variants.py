@@ -160,6 +160,14 @@ class VariantComparison:
                 "variants": self.table.replace({np.nan: None}).to_dict(orient="records")}
 
 
+def _same_number(a, b) -> bool:
+    """True when a and b read as the same number ("0" from a command line and 0.0 in the table)."""
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
 def _stratified_counts(codes: np.ndarray, V: int, R: int, rng, clusters) -> np.ndarray:
     """(R, n) resample counts drawn within each variant (whole clusters when given)."""
     counts = np.zeros((R, codes.size), dtype=int)
@@ -190,7 +198,7 @@ def fit_variants(runs: pd.DataFrame, law: str = "chinchilla", variant: str = "va
         raise FitError(f"column {variant!r} is empty in {int(runs[variant].isna().sum())} run(s); give every run a variant")
     if reference is None:
         reference = values[0]
-    matches = [v for v in values if v == reference or str(v) == str(reference)]
+    matches = [v for v in values if v == reference or str(v) == str(reference) or _same_number(v, reference)]
     if not matches:
         raise FitError(f"reference {reference!r} is not a value of {variant!r} (values: {', '.join(map(str, values))})")
     reference = matches[0]
