@@ -614,9 +614,8 @@ def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | Non
     out = {}
     for value, part in sorted(frame.groupby(group_by, sort=False), key=lambda kv: _sort_key(kv[0])):
         part = drop_highest_loss(part.reset_index(drop=True), drop_highest)
-        sel = {**selection, "group": {"column": group_by, "value": value}, "n_runs": int(len(part))}
-        if drop_highest:
-            sel["dropped_highest_loss"] = drop_highest
+        sel = {**selection, "group": {"column": group_by, "value": value}, "n_runs": int(len(part)),
+               "dropped": {**selection["dropped"], **({"highest_loss": drop_highest} if drop_highest else {})}}
         try:
             out[value] = _fit_selected(part, sel, spec, s, **options)
         except (FitError, DataError) as exc:
@@ -724,6 +723,8 @@ def _fit_selected(frame: pd.DataFrame, selection: dict, spec: Law, s: Settings, 
         raise FitError(f"the interval level must be between 0 and 1, got {level}")
     s = replace(s, d_derived=selection.get("derived", {}).get("D", ""))
     notes = check_table(frame, selection, budget=s.budget) if check_mixed else []
+    if "weight (unused)" in frame.columns:
+        notes.append("the table's 'weight' column is not used as fit weights; pass --weight weight to use it")
     spec, s, choice = spec.resolve(frame, s)
     runs = spec.prepare(frame, s)
     if s.at_flops and isinstance(spec, PowerLaw) and s.x != "C":
@@ -748,8 +749,7 @@ def _fit_selected(frame: pd.DataFrame, selection: dict, spec: Law, s: Settings, 
         clu = resolve_cluster(runs, cluster)
         boot = {"n_resamples": n_resamples, "level": level, "cluster": clu, "random_state": random_state,
                 "n_jobs": n_jobs}
-        draws = spec.resample(runs, point, s, boot if isinstance(spec, _Parametric) else
-                              {k: v for k, v in boot.items() if k != "n_jobs"})
+        draws = spec.resample(runs, point, s, boot)
         notes.extend(draws.attrs.get("notes", []))
         arrays = {c: draws[c].to_numpy(float) for c in draws.columns if c != "converged"}
         samples = pd.DataFrame({**arrays, **spec.derived(arrays, s)})
