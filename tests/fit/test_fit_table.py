@@ -157,3 +157,29 @@ def test_store_config_keys_become_columns(tmp_path, runs):
     out = load_runs(path)
     assert set(out["lr"]) == {0.01, 0.02} and set(out["study"]) == {"s1"}
     assert "owner" not in out.columns and "config" not in out.columns and "data" not in out.columns
+
+
+def test_hand_edited_store_rows_give_one_line_errors(tmp_path, runs):
+    """Issue 16 case 7: a row with bad JSON config is read without its config keys; text in a number is refused."""
+    from scalinglab.cli import main
+
+    path = tmp_path / "edited.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
+                "flops REAL, examples INTEGER, val_loss REAL)")
+    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
+                    [(f"k{i}", "mnist", "{not json" if i == 2 else json.dumps({"seed": 0}), "complete", int(r.N),
+                      float(r.C), int(r.D), float(r.loss)) for i, r in runs.iterrows()])
+    con.commit()
+    assert len(load_runs(path)) == len(runs)
+    con.execute("UPDATE runs SET val_loss = 'oops' WHERE key = 'k3'")
+    con.commit()
+    con.close()
+    with pytest.raises(DataError, match="column 'val_loss' \\(loss\\) is not numeric: row 3 holds 'oops'"):
+        load_runs(path)
+    import io
+    import contextlib
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["fit", str(path), "--bootstrap", "0"]) == 2
+    assert err.getvalue().startswith("scalinglab: error: column 'val_loss'") and err.getvalue().count("\n") == 1
