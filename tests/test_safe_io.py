@@ -2,10 +2,10 @@
 
 import os
 import stat
-import subprocess
 
 import pytest
 
+from faults.mounts import tmpfs
 from scalinglab.errors import ConfigError
 from scalinglab.safe_io import prepare_out_dir, write_bytes_atomic, write_text_atomic
 
@@ -74,16 +74,9 @@ def test_out_naming_a_file_is_refused_before_any_work(tmp_path):
 
 
 def test_a_read_only_out_folder_is_refused_before_any_work(tmp_path):
-    mnt = tmp_path / "ro"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "64k", readonly=True) as mnt:  # as root, chmod would not stop the write
         with pytest.raises(ConfigError, match="cannot be written .*Read-only file system") as err:
-            prepare_out_dir(mnt / "study")  # as root, chmod would not stop the write: a read-only mount does
+            prepare_out_dir(mnt / "study")
         assert "\n" not in str(err.value)
         with pytest.raises(ConfigError, match="cannot be written"):
             prepare_out_dir(mnt)
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)

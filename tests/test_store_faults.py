@@ -8,13 +8,13 @@ a full disk, a read-only mount, and filters that silently matched nothing.
 
 import os
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from faults.families import NAME as FAULTY, THIEF, THIEF_LOSS
+from faults.mounts import remount_readonly, tmpfs
 from scalinglab.cli import main as cli_main
 from scalinglab.errors import StoreError
 from scalinglab.store import LEASE_SECONDS, TAKEN_OVER, RunStore
@@ -176,23 +176,16 @@ def test_a_readonly_open_changes_nothing(tmp_path):
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 300 kB tmpfs at tmp_path/mnt (root only); unmounted afterwards."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mnt)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    """A 300 kB file system at tmp_path/mnt (root only); unmounted afterwards."""
+    with tmpfs(tmp_path / "mnt") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_healthy_database_on_a_readonly_mount_is_readable(small_tmpfs):
     path = small_tmpfs / "runs.db"
     healthy_db(path)
     assert not Path(f"{path}-wal").exists()  # closed cleanly: the WAL was checkpointed away
-    subprocess.run(["mount", "-o", "remount,ro", str(small_tmpfs)], check=True)
+    remount_readonly(small_tmpfs)
     with RunStore(path, readonly=True) as store:
         assert len(store.runs()) == 3
     with pytest.raises(StoreError, match="cannot be written") as err:
