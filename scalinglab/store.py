@@ -165,7 +165,6 @@ class RunStore:
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = Path(path)
-        self.readonly = readonly
         if not self.path.parent.exists():
             raise StoreError(f"database folder {self.path.parent} does not exist; create it or choose "
                              "another --db path")
