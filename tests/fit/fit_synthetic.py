@@ -3,6 +3,8 @@
 A plain module (not conftest.py) so its name cannot collide with other test folders' helpers.
 """
 
+import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,25 @@ def isoflop_runs(seed: int = 0, noise: float = 0.002, params=CHINCHILLA_TRUE, bu
             L = laws.chinchilla(N, D, **params) * np.exp(noise * rng.standard_normal())
             rows.append({"N": N, "D": D, "C": C, "loss": L})
     return pd.DataFrame(rows).assign(run=lambda d: [f"r{i}" for i in range(len(d))])
+
+
+def store_db(path, runs: pd.DataFrame, configs, studies=None, keys=None) -> Path:
+    """A run store of the schema's fit columns (plus a bookkeeping 'owner'): one complete run per row of
+    ``runs``, ``configs[i]`` its config (a dict, or raw text), ``studies[i]`` its study (if given)."""
+    keys = keys or [f"k{i}" for i in range(len(runs))]
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
+                "flops REAL, examples INTEGER, val_loss REAL, owner TEXT)")
+    con.execute("CREATE TABLE study_runs (study TEXT, key TEXT)")
+    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                    [(k, "mnist", c if isinstance(c, str) else json.dumps(c), "complete", int(r.N), float(r.C),
+                      int(r.D), float(r.loss), f"host:{i}")
+                     for i, (k, c, r) in enumerate(zip(keys, configs, runs.itertuples()))])
+    if studies is not None:
+        con.executemany("INSERT INTO study_runs VALUES (?,?)", list(zip(studies, keys)))
+    con.commit()
+    con.close()
+    return Path(path)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fit_synthetic import CHINCHILLA_TRUE, chinchilla_runs, isoflop_runs
+from fit_synthetic import CHINCHILLA_TRUE, chinchilla_runs, isoflop_runs, store_db
 from scalinglab.cli import main
 from scalinglab.core import laws
 from scalinglab.errors import DataError, FitError
@@ -230,21 +230,11 @@ def test_variant_column_through_the_cli(tmp_path, capsys):
 
 
 def test_a_store_with_two_studies_is_not_pooled(tmp_path, capsys):
-    import sqlite3
-
     runs = chinchilla_runs(seed=15, n=5)
-    path = tmp_path / "runs.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
-                "flops REAL, examples INTEGER, val_loss REAL)")
-    con.execute("CREATE TABLE study_runs (study TEXT, key TEXT)")
-    for study, scale in (("old-grid", 1.1), ("new-grid", 1.0)):
-        con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
-                        [(f"{study}{i}", "mnist", json.dumps({"seed": 0, "grid": study}), "complete", int(r.N),
-                          float(r.C), int(r.D), float(r.loss) * scale) for i, r in runs.iterrows()])
-        con.executemany("INSERT INTO study_runs VALUES (?,?)", [(study, f"{study}{i}") for i in range(len(runs))])
-    con.commit()
-    con.close()
+    both = pd.concat([runs.assign(loss=runs["loss"] * 1.1), runs], ignore_index=True)
+    n = len(runs)
+    path = store_db(tmp_path / "runs.db", both, [{"seed": 0, "grid": g} for g in ["old-grid"] * n + ["new-grid"] * n],
+                    studies=["old-grid"] * n + ["new-grid"] * n)
     code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0)
     assert code == 2 and "mixes experiments" in err and ("'study'" in err or "'grid'" in err)
     code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0, "--study", "new-grid", "--json")

@@ -1,13 +1,12 @@
 """Loading runs from CSV, Parquet and a scalinglab SQLite store; column mapping; one-line errors."""
 
-import json
 import sqlite3
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from fit_synthetic import chinchilla_csv, chinchilla_runs  # noqa: F401 (chinchilla_csv is a fixture)
+from fit_synthetic import chinchilla_csv, chinchilla_runs, store_db  # noqa: F401 (chinchilla_csv is a fixture)
 from scalinglab.errors import DataError
 from scalinglab.fit import drop_highest_loss, load_runs
 
@@ -59,15 +58,7 @@ def test_sqlite_store_reads_only_complete_runs(tmp_path, runs):
 
 def test_store_schema_with_seed_in_config(tmp_path, runs):
     """The run store keeps each run's seed in its JSON config (scalinglab/store.py)."""
-    path = tmp_path / "store.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
-                "flops REAL, examples INTEGER, val_loss REAL)")
-    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
-                    [(f"k{i}", "mnist", json.dumps({"width": 8, "seed": i % 2}), "complete", int(r.N), float(r.C),
-                      int(r.D), float(r.loss)) for i, r in runs.iterrows()])
-    con.commit()
-    con.close()
+    path = store_db(tmp_path / "store.db", runs, [{"width": 8, "seed": i % 2} for i in range(len(runs))])
     out = load_runs(path, require=("N", "D", "C", "loss"))
     assert set(out["seed"]) == {0, 1} and out["run"].iloc[0] == "k0"
 
@@ -142,18 +133,9 @@ def test_huge_integer_and_text_in_numeric_columns_are_one_line_errors(tmp_path):
 
 
 def test_store_config_keys_become_columns(tmp_path, runs):
-    path = tmp_path / "store.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
-                "flops REAL, examples INTEGER, val_loss REAL, owner TEXT)")
-    con.execute("CREATE TABLE study_runs (study TEXT, key TEXT)")
-    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
-                    [(f"k{i}", "mnist", json.dumps({"lr": 0.01 * (1 + i % 2), "seed": 0, "data": {"x": 1}}),
-                      "complete", int(r.N), float(r.C), int(r.D), float(r.loss), f"host:{i}")
-                     for i, r in runs.iterrows()])
-    con.executemany("INSERT INTO study_runs VALUES (?,?)", [("s1", f"k{i}") for i in range(len(runs))])
-    con.commit()
-    con.close()
+    path = store_db(tmp_path / "store.db", runs,
+                    [{"lr": 0.01 * (1 + i % 2), "seed": 0, "data": {"x": 1}} for i in range(len(runs))],
+                    studies=["s1"] * len(runs))
     out = load_runs(path)
     assert set(out["lr"]) == {0.01, 0.02} and set(out["study"]) == {"s1"}
     assert "owner" not in out.columns and "config" not in out.columns and "data" not in out.columns
@@ -163,15 +145,9 @@ def test_hand_edited_store_rows_give_one_line_errors(tmp_path, runs):
     """Issue 16 case 7: a row with bad JSON config is read without its config keys; text in a number is refused."""
     from scalinglab.cli import main
 
-    path = tmp_path / "edited.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE runs (key TEXT PRIMARY KEY, family TEXT, config TEXT, status TEXT, params INTEGER, "
-                "flops REAL, examples INTEGER, val_loss REAL)")
-    con.executemany("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?)",
-                    [(f"k{i}", "mnist", "{not json" if i == 2 else json.dumps({"seed": 0}), "complete", int(r.N),
-                      float(r.C), int(r.D), float(r.loss)) for i, r in runs.iterrows()])
-    con.commit()
+    path = store_db(tmp_path / "edited.db", runs, ["{not json" if i == 2 else {"seed": 0} for i in range(len(runs))])
     assert len(load_runs(path)) == len(runs)
+    con = sqlite3.connect(path)
     con.execute("UPDATE runs SET val_loss = 'oops' WHERE key = 'k3'")
     con.commit()
     con.close()
