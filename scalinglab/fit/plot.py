@@ -123,9 +123,12 @@ def _profiles_panel(ax, res: FitResult) -> None:
             ng = np.logspace(np.log10(row["N_min_sampled"]), np.log10(row["N_max_sampled"]), 50)
             ax.plot(ng, row["loss_opt"] + row["curvature"] * (np.log(ng) - np.log(row["N_opt"])) ** 2,
                     color=color, lw=1)
-        else:
+        else:                                   # the Akima spline the minimum was read from
+            from scipy.interpolate import Akima1DInterpolator
             mean = sel.groupby("N")["loss"].mean()
-            ax.plot(mean.index, mean.to_numpy(), color=color, lw=1)
+            ln = np.log(mean.index.to_numpy(float))
+            grid = np.linspace(ln[0], ln[-1], 100)
+            ax.plot(np.exp(grid), Akima1DInterpolator(ln, mean.to_numpy(), method="akima")(grid), color=color, lw=1)
         ax.scatter([row["N_opt"]], [row["loss_opt"]], marker="x" if row["inside"] else "o", color=color, s=40)
     ax.set(xscale="log", xlabel="parameters N", ylabel="loss",
            title=f"IsoFLOP profiles ({res.method.get('isoflop_method')}; x: minimum)")
