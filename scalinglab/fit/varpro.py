@@ -41,7 +41,8 @@ DEFAULT_AXES = {
     "kaplan": {"alpha_N": np.geomspace(0.01, 1.5, 30), "alpha_D": np.geomspace(0.01, 1.5, 30)},
 }
 EXPONENTS = {"power": ("alpha",), "chinchilla": ("alpha", "beta"), "kaplan": ("alpha_N", "alpha_D")}
-_ROWS = 256          # exponent points per vectorised block (bounded memory: _ROWS x n x K floats)
+_ROWS = 256          # exponent points per vectorised block ...
+_BLOCK = 1 << 17     # ... and at most this many (exponent points x runs): bounded memory
 _TINY = 1e-12        # floor for a coefficient the non-negative solve set to zero (its log must exist)
 
 
@@ -111,8 +112,9 @@ def profile(law: str, exps: np.ndarray, log_inputs, log_y, *, weights=None, delt
     shifts = [float(np.median(v)) for v in log_inputs]
     centred = [v - m for v, m in zip(log_inputs, shifts)]
     out_f, out_t = [], []
-    for s in range(0, exps.shape[0], _ROWS):
-        e = exps[s:s + _ROWS]
+    rows = max(1, min(_ROWS, _BLOCK // max(log_y.size, 1)))
+    for s in range(0, exps.shape[0], rows):
+        e = exps[s:s + rows]
         Phi, target, res_scale = _design(law, e, centred, log_y)
         X = Phi / target[:, :, None]                           # relative residual: X c - 1
         w = np.ones(target.shape) if weights is None else np.broadcast_to(weights, target.shape).astype(float)
@@ -145,9 +147,17 @@ def _local_minima(values: np.ndarray) -> np.ndarray:
     return idx[np.argsort(v.ravel()[idx])]
 
 
+def _separable_law(est: _LawFit) -> str:
+    """The variable-projection form of ``est``'s law (a frontier fit is a power law in C)."""
+    law = "power" if est.law == "frontier" else est.law
+    if law not in EXPONENTS:
+        raise FitError(f"variable projection covers {sorted(EXPONENTS)}, not {est.law!r}")
+    return law
+
+
 def exponent_grid(est: _LawFit, axes: dict[str, Any] | None = None) -> tuple[np.ndarray, tuple[int, ...]]:
     """Exponent rows (S, m) over the grid and its shape; fixed exponents take their value, tied ones their target's."""
-    law = est.law if est.law in EXPONENTS else "power"
+    law = _separable_law(est)
     names = EXPONENTS[law]
     axes = {**DEFAULT_AXES[law], **(axes or {})}
     fixed, tie = dict(est.fixed or {}), dict(est.tie or {})
@@ -168,13 +178,17 @@ def exponent_grid(est: _LawFit, axes: dict[str, Any] | None = None) -> tuple[np.
 def varpro_starts(est: _LawFit, runs: pd.DataFrame, *, axes: dict[str, Any] | None = None,
                   n_candidates: int = 6, irls_steps: int = 2) -> np.ndarray:
     """Log-space starts at the lowest local minima of the exponent profile, for ``est`` on ``runs``."""
-    law = est.law if est.law in EXPONENTS else "power"
+    law = _separable_law(est)
     inputs, y = est._split_xy(runs, None)
     est._validate(inputs, y)
+    weights = est._row_weights(runs)
+    if est.screen_points and y.size > est.screen_points:    # the profile only places starts: a subsample will do
+        idx = np.sort(np.random.default_rng(0).choice(y.size, est.screen_points, replace=False))
+        inputs, y = [v[idx] for v in inputs], y[idx]
+        weights = None if weights is None else weights[idx]
     log_inputs, log_y = [np.log(v) for v in inputs], np.log(y)
     exps, shape = exponent_grid(est, axes)
-    f, theta = profile(law, exps, log_inputs, log_y, weights=est._row_weights(runs), delta=est.delta,
-                       irls_steps=irls_steps)
+    f, theta = profile(law, exps, log_inputs, log_y, weights=weights, delta=est.delta, irls_steps=irls_steps)
     if not np.isfinite(f).any():
         raise FitError(f"variable projection found no finite objective for the {est.law} law on this table; "
                        "check the losses and inputs, or fit with the multistart grid")
