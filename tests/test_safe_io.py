@@ -80,3 +80,20 @@ def test_a_read_only_out_folder_is_refused_before_any_work(tmp_path):
         assert "\n" not in str(err.value)
         with pytest.raises(ConfigError, match="cannot be written"):
             prepare_out_dir(mnt)
+
+
+def test_runs_out_replaces_a_planted_link(tmp_path, victim, capsys):
+    from scalinglab.cli import main
+    from scalinglab.store import RunStore
+
+    db = tmp_path / "runs.db"
+    with RunStore(db) as store:
+        store.add_study("s", "mnist_cnn", [{"width": 4}])
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "runs.csv").symlink_to(victim)
+    assert main(["runs", "--db", str(db), "--out", str(out / "runs.csv")]) == 0
+    assert victim.read_text() == "do not touch"  # before: the CSV went into the link's target
+    assert not (out / "runs.csv").is_symlink() and "width" in (out / "runs.csv").read_text()
+    assert main(["runs", "--db", str(db), "--out", str(tmp_path / "missing" / "runs.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -270,3 +270,19 @@ def test_an_unknown_status_or_study_lists_the_valid_values(tmp_path, capsys):
         assert cli_main(["runs", "--db", str(path), flag, "bogus"]) == 2
         err = capsys.readouterr().err
         assert one_line(err) and "bogus" in err
+def test_reading_commands_leave_a_zero_byte_file_empty(tmp_path, capsys):
+    path = tmp_path / "runs.db"
+    path.touch()
+    for argv in (["runs", "--db", str(path)], ["report", "--db", str(path), "--out", str(tmp_path / "r")]):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("scalinglab: error:") and one_line(err)
+    assert path.stat().st_size == 0
+
+
+def test_reading_commands_read_a_database_on_a_readonly_mount(small_tmpfs, capsys):
+    path = small_tmpfs / "runs.db"
+    healthy_db(path)
+    remount_readonly(small_tmpfs)
+    assert cli_main(["runs", "--db", str(path)]) == 0
+    assert capsys.readouterr().out.count("\n") == 4  # header + 3 runs

@@ -39,7 +39,7 @@ def list_studies(db: str | Path) -> pd.DataFrame:
 
     if not Path(db).exists():
         raise ConfigError(f"database {db} does not exist; run a study first or check --db")
-    with RunStore(db) as store:
+    with RunStore(db, readonly=True) as store:
         studies = store.studies()
         counts = [store.status_counts(name) for name in studies["name"]]
     studies = studies.drop(columns=["info"])
@@ -54,7 +54,7 @@ def resolve_study(db: str | Path, study: str | None = None, family: str | None =
 
     if not Path(db).exists():
         raise ConfigError(f"database {db} does not exist; run a study first or check --db")
-    with RunStore(db) as store:
+    with RunStore(db, readonly=True) as store:
         studies = store.studies()
     if family is not None:
         studies = studies[studies["family"] == family]
@@ -96,7 +96,7 @@ def load_study(db: str | Path, study: str | None = None, *, family: str | None =
     from scalinglab.store import RunStore
 
     name, fam = resolve_study(db, study, family)
-    with RunStore(db) as store:
+    with RunStore(db, readonly=True) as store:
         info = store.study_info(name)
         runs = store.runs(study=name)
     if runs.empty or not (runs["status"] == "complete").any():
@@ -128,7 +128,7 @@ def export_runs(db: str | Path, *, fmt: str = "csv", study: str | None = None, f
         raise ConfigError(f"database {db} does not exist; run a sweep first or check --db")
     if study is not None:
         resolve_study(db, study, family)
-    with RunStore(db) as store:
+    with RunStore(db, readonly=True) as store:
         runs = store.runs(study=study, status=status, family=family)
     if fmt == "json":
         return runs.to_json(orient="records", indent=1) + "\n"
