@@ -88,7 +88,11 @@ class RayExecutor:
             else:
                 self.saved_auth_mode = os.environ.get(AUTH_MODE)
                 _set_auth_mode("token")
-                ray.init(num_cpus=workers or None, include_dashboard=False, logging_level=logging.WARNING)
+                try:
+                    ray.init(num_cpus=workers or None, include_dashboard=False, logging_level=logging.WARNING)
+                except BaseException:
+                    _set_auth_mode(self.saved_auth_mode)
+                    raise
             self.owns_ray = True
         self.capacity = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Actor)
