@@ -1,6 +1,7 @@
 """The code corpus: a deterministic held-out split by path hash that never overlaps the training files."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scalinglab.data import code
@@ -49,3 +50,30 @@ def test_token_streams_hold_exactly_their_own_files(fake_stdlib):
 def test_stdlib_of_this_interpreter_is_split():
     train, val = code.code_split()
     assert len(train) > 100 and len(val) > 10 and not set(train) & set(val)
+
+
+def test_effective_data_and_its_fit_recover_a_known_transfer_law():
+    from scalinglab.families.lm.transfer import effective_data, fit_transfer, two_distribution
+
+    k, alpha, beta = 50.0, 0.2, 0.4
+    rows = []
+    for size, N in (("a", 3e3), ("b", 1e4), ("c", 3e4), ("d", 1e5)):
+        E, A, al = 1.5 + 300 / N, 30.0, 0.3
+        law = lambda D: E + A * D ** -al  # noqa: E731 - the from-scratch loss of this size
+        for D in (1e4, 4e4, 1.6e5, 6.4e5, 2.56e6):
+            rows.append({"size": size, "role": "scratch", "N": N, "D": D, "loss": law(D), "second_loss": None})
+        for D_F in (1e4, 4e4, 1.6e5):
+            D_T = k * D_F ** alpha * N ** beta
+            rows.append({"size": size, "role": "finetune", "N": N, "D": D_F, "loss": law(D_F + D_T),
+                         "second_loss": None})
+        rows.append({"size": size, "role": "pretrain", "N": N, "D": 1e6, "loss": 3.0 - N / 1e5,
+                     "second_loss": 1.1 * (3.0 - N / 1e5) + 0.5})
+    table = pd.DataFrame(rows)
+    dt = effective_data(table)
+    expected = k * dt["D_F"] ** alpha * dt["N"] ** beta
+    np.testing.assert_allclose(dt["D_T"], expected, rtol=1e-3)
+    fit = fit_transfer(dt, n_resamples=50)
+    assert fit["alpha"] == pytest.approx(alpha, abs=1e-3) and fit["beta"] == pytest.approx(beta, abs=1e-3)
+    assert fit["ci"]["alpha"][0] <= fit["alpha"] <= fit["ci"]["alpha"][1]
+    rel = two_distribution(table)
+    assert rel["slope"] == pytest.approx(1.1) and rel["intercept"] == pytest.approx(0.5)

@@ -145,8 +145,10 @@ def test_wsd_settings_are_checked():
     base = {"size": "d16-l1", "tokens": 1e5}
     with pytest.raises(ConfigError, match="parent and branch_step go together"):
         FAMILY.config({**base, "schedule": "wsd", "parent": "0" * 20})
-    with pytest.raises(ConfigError, match="checkpoint_steps needs schedule = 'wsd'"):
-        FAMILY.config({**base, "checkpoint_steps": [5]})
+    with pytest.raises(ConfigError, match="parent needs schedule = 'wsd'"):
+        FAMILY.config({**base, "parent": "0" * 20, "branch_step": 5})
+    with pytest.raises(ConfigError, match="init_from and init_step go together"):
+        FAMILY.config({**base, "init_from": "0" * 20})
     with pytest.raises(ConfigError, match="branch_step .* must be below"):
         FAMILY.config({**base, "schedule": "wsd", "parent": "0" * 20, "branch_step": 10_000})
     with pytest.raises(ConfigError, match="cooldown_shape"):

@@ -86,10 +86,13 @@ class LMRunConfig:
     cooldown: float = 0.2  # wsd: share of steps in the cooldown (0: constant to the end, a trunk)
     cooldown_shape: str = "1-sqrt"  # wsd: "1-sqrt" or "linear" (Hägele et al. 2024)
     warmup_steps: int | None = None  # warmup in steps, overriding the share (wsd trunks and branches share it)
-    checkpoint_steps: tuple[int, ...] = ()  # wsd trunk: save the training state after these steps
+    checkpoint_steps: tuple[int, ...] = ()  # save the training state after these steps (wsd trunks, pre-training)
     parent: str | None = None  # wsd branch: run key of the trunk it starts from
     branch_step: int | None = None  # wsd branch: the trunk checkpoint (steps done) it starts from
     second_eval: str = "python-stdlib"  # also score on this held-out distribution ("" for none)
+    init_from: str | None = None  # fine-tuning: run key of the run whose checkpoint gives the initial weights
+    init_step: int | None = None  # fine-tuning: that checkpoint's step
+    tokenizer_corpus: str = "shakespeare"  # corpus "python-stdlib": whose tokenizer encodes the code
 
     def __post_init__(self):
         pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -121,6 +124,9 @@ class LMRunConfig:
              "empty or a run key"),
             ("branch_step", self.branch_step is None or pos_int(self.branch_step), "empty or a positive integer"),
             ("second_eval", self.second_eval in ("", STDLIB), f"'{STDLIB}' or empty"),
+            ("init_from", self.init_from is None or (isinstance(self.init_from, str) and self.init_from.isalnum()),
+             "empty or a run key"),
+            ("init_step", self.init_step is None or pos_int(self.init_step), "empty or a positive integer"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -132,9 +138,12 @@ class LMRunConfig:
         if (self.parent is None) != (self.branch_step is None):
             raise ConfigError("LM run settings parent and branch_step go together: give both (a branched "
                               "cooldown) or neither")
-        wsd_only = [n for n in ("checkpoint_steps", "parent") if getattr(self, n)]
-        if wsd_only and self.schedule != "wsd":
-            raise ConfigError(f"LM run setting {wsd_only[0]} needs schedule = 'wsd'")
+        if self.parent is not None and self.schedule != "wsd":
+            raise ConfigError("LM run setting parent needs schedule = 'wsd'")
+        if (self.init_from is None) != (self.init_step is None):
+            raise ConfigError("LM run settings init_from and init_step go together: give both (fine-tuning) or neither")
+        if self.init_from is not None and self.parent is not None:
+            raise ConfigError("an LM run either branches from a trunk (parent) or fine-tunes (init_from), not both")
         if self.parent is not None and not self.branch_step < self.steps:
             raise ConfigError(f"LM run setting branch_step ({self.branch_step}) must be below the run's "
                               f"{self.steps} steps: the branch trains the steps after it")
@@ -266,7 +275,8 @@ def _held_out_code(tokenizer: str, vocab_size: int, corpus: str, val_fraction: f
 
 def _second_eval_windows(cfg: "LMRunConfig") -> torch.Tensor:
     """The fixed windows of the second distribution (held-out stdlib code in the run's tokenizer)."""
-    code = _held_out_code(cfg.tokenizer, cfg.vocab_size, cfg.corpus, cfg.val_fraction)
+    corpus = cfg.tokenizer_corpus if cfg.corpus == STDLIB else cfg.corpus  # whose tokenizer the model uses
+    code = _held_out_code(cfg.tokenizer, cfg.vocab_size, corpus, cfg.val_fraction)
     return eval_windows(code, context=cfg.context, eval_tokens=cfg.eval_tokens)
 
 
@@ -371,6 +381,13 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
     elif cfg.checkpoint_steps:
         last = ckpt.latest_checkpoint_step(key, steps)
         resume = ckpt.load_checkpoint(key, last) if last is not None else None
+    if cfg.init_from is not None:  # fine-tuning: the pre-trained weights, a fresh optimizer, data and schedule
+        init = ckpt.load_checkpoint(cfg.init_from, cfg.init_step)
+        if init["model"]["wte.weight"].shape != model.wte.weight.shape or \
+                LMRunConfig.from_dict(init["config"]).model_config() != cfg.model_config():
+            raise ConfigError(f"run {cfg.init_from[:12]} is a different model ({init['config']['size']}, context "
+                              f"{init['config']['context']}); fine-tune the same size, context and vocabulary")
+        model.load_state_dict(init["model"])
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -461,7 +478,9 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
             "branch_step": cfg.branch_step,
             "schedule": cfg.schedule,
             "cooldown_steps": cfg.cooldown_steps,
-            "role": "trunk" if cfg.checkpoint_steps else "branch" if cfg.parent else "run",
+            "role": ("branch" if cfg.parent else "finetune" if cfg.init_from else
+                     "trunk" if cfg.checkpoint_steps and cfg.schedule == "wsd" and not cfg.cooldown_steps else "run"),
+            "init_from": cfg.init_from,
             "resumed_from_step": start if cfg.parent is None and start else None,
             "lr": cfg.peak_lr,
             "lr_floor": cfg.min_lr_ratio * cfg.peak_lr,
@@ -513,12 +532,28 @@ class LMFamily:
 
     def data_key(self, config: dict):
         cfg = self.config(config)
-        return (cfg.corpus, cfg.tokenizer, cfg.effective_vocab, cfg.val_fraction)
+        return (cfg.corpus, cfg.tokenizer, cfg.effective_vocab, cfg.val_fraction,
+                cfg.tokenizer_corpus if cfg.corpus == STDLIB else None)
 
     def load_data(self, config: dict) -> TokenData:
         cfg = self.config(config)
+        if cfg.corpus == STDLIB:  # code, in the tokenizer of the corpus a model may be pre-trained on
+            base = load_tokens(cfg.tokenizer_corpus, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
+                               val_fraction=cfg.val_fraction)
+            parts = {part: code_tokens(part, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
+                                       corpus=cfg.tokenizer_corpus, val_fraction=cfg.val_fraction)
+                     for part in ("train", "val")}
+            return TokenData(train=parts["train"], val=parts["val"], vocab_size=base.vocab_size,
+                             meta={"corpus": STDLIB, "tokenizer_corpus": cfg.tokenizer_corpus,
+                                   "train_tokens": int(parts["train"].size), "val_tokens": int(parts["val"].size)})
         return load_tokens(cfg.corpus, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
                            val_fraction=cfg.val_fraction)
+
+    def report_extras(self, study, analysis) -> list:
+        """The family's own report figures (:mod:`scalinglab.families.lm.report`)."""
+        from scalinglab.families.lm.report import report_extras
+
+        return report_extras(study, analysis)
 
     def train(self, config: dict, data: TokenData) -> RunResult:
         from scalinglab.store import run_key
