@@ -20,15 +20,14 @@ scored on, and fine-tuned on, code in its own vocabulary.
 from __future__ import annotations
 
 import hashlib
-import os
+import io
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from scalinglab.data.fetch import cache_dir
+from scalinglab.data.fetch import atomic_write_bytes, cache_dir
 from scalinglab.errors import DataError
 
 STDLIB = "python-stdlib"
@@ -95,12 +94,7 @@ def code_tokens(part: str, *, tokenizer: str = "bpe", vocab_size: int = 512, cor
         dtype = np.uint8 if true_vocab <= 1 << 8 else np.uint16 if true_vocab <= 1 << 16 else np.uint32
         texts = [(root / f).read_text(encoding="utf-8", errors="replace") for f in files]
         ids = np.concatenate([a.astype(dtype) for a in encode(texts)])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, ids)
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        buffer = io.BytesIO()
+        np.save(buffer, ids)
+        atomic_write_bytes(path, buffer.getvalue())
     return np.load(path, mmap_mode="r")

@@ -8,7 +8,7 @@ import pytest
 
 from scalinglab.errors import ConfigError, DataError
 from scalinglab.families.lm.schedule import wsd_lr_at
-from scalinglab.families.lm.train import FAMILY, LMRunConfig, TokenBatches
+from scalinglab.families.lm.train import FAMILY, TokenBatches
 from scalinglab.families.lm.wsd import checkpoints_beside, run_wsd_sweep, wsd_isoflop_design
 from scalinglab.store import RunStore, run_key
 

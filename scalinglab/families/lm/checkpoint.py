@@ -12,13 +12,14 @@ leaves a half-written checkpoint under a real name.
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import torch
 
+from scalinglab.data.fetch import atomic_write_bytes
 from scalinglab.errors import ConfigError, DataError
 
 CHECKPOINT_ENV = "SCALINGLAB_CHECKPOINT_DIR"
@@ -45,17 +46,9 @@ def checkpoint_path(key: str, step: int) -> Path:
 def save_checkpoint(state: dict, key: str, step: int) -> Path:
     """Write ``state`` as the run's checkpoint after ``step`` updates (temp file, then os.replace)."""
     path = checkpoint_path(key, step)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 
