@@ -13,7 +13,9 @@ import json
 import time
 from pathlib import Path
 
-from scalinglab.families.mnist.study import analyse_mnist, load_runs_frame, sweep_mnist
+from scalinglab.families.mnist.study import sweep_mnist
+from scalinglab.studies.analysis import analyse_study
+from scalinglab.studies.load import load_study
 from scalinglab.families.mnist.grid import MnistGrid, preset
 
 
@@ -33,12 +35,13 @@ def main() -> None:
         start = time.perf_counter()
         summary = sweep_mnist(grid, db=args.db, name=f"precision-{precision}", workers=args.workers)
         wall = time.perf_counter() - start
-        (analysis,) = analyse_mnist(load_runs_frame(args.db, study=f"precision-{precision}"), n_resamples=500)
+        (group,) = analyse_study(load_study(args.db, f"precision-{precision}"), n_resamples=500).groups
+        frontier, a1 = group.fits["frontier"].intervals, group.fits["approach1"].intervals
         results[precision] = {
             "sweep_wall_s": wall, "runs_trained": summary.ran,
-            "alpha": analysis.fit["params"]["alpha"], "alpha_ci": analysis.fit["ci"]["alpha"],
-            "E": analysis.fit["params"]["E"], "E_ci": analysis.fit["ci"]["E"],
-            "a": analysis.approach1["estimate"]["a"], "a_ci": analysis.approach1["ci"]["a"],
+            **{k: frontier[k].estimate for k in ("alpha", "E")}, "a": a1["a"].estimate,
+            **{f"{k}_ci": [frontier[k].lo, frontier[k].hi] for k in ("alpha", "E")},
+            "a_ci": [a1["a"].lo, a1["a"].hi],
         }
     f, b = results["fp32"], results["bf16"]
     agree = {k: intervals_overlap(f[f"{k}_ci"], b[f"{k}_ci"]) for k in ("alpha", "a", "E")}

@@ -97,7 +97,7 @@ class MlpFamily:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            curve.append([start + len(idx), float(loss)])
+            curve.append([start + len(idx), loss.item()])
         with torch.no_grad():
             logits = model(x_test)
             val_loss = float(F.cross_entropy(logits, y_test))

@@ -42,7 +42,18 @@ _EXPORTS = {
     "backtest": "scalinglab.fit", "compute_optimal": "scalinglab.fit", "compute_frontier": "scalinglab.fit",
     "approach1": "scalinglab.fit", "isoflop_profiles": "scalinglab.fit", "fit_frontier": "scalinglab.fit",
     "ChinchillaFit": "scalinglab.fit", "KaplanFit": "scalinglab.fit", "PowerLawFit": "scalinglab.fit",
-    "PUBLISHED_LAWS": "scalinglab.fit", "load_law": "scalinglab.fit",
+    "PUBLISHED_LAWS": "scalinglab.fit", "load_law": "scalinglab.fit", "fit_law": "scalinglab.fit",
+    "fit_groups": "scalinglab.fit", "FitResult": "scalinglab.fit", "Interval": "scalinglab.fit",
+    "compare_laws": "scalinglab.fit.select",
+    # analysis and report of a study
+    "analyse_study": "scalinglab.studies.analysis", "StudyAnalysis": "scalinglab.studies.analysis",
+    "export_runs": "scalinglab.studies.load",
+    "build_report": "scalinglab.report", "write_report": "scalinglab.report",
+    "write_study_report": "scalinglab.report",
+    # runs logged elsewhere
+    "import_runs": "scalinglab.importers", "read_mlflow": "scalinglab.importers",
+    "read_tensorboard": "scalinglab.importers", "read_table_export": "scalinglab.importers",
+    "ImportMapping": "scalinglab.importers",
     # power laws in data
     "analyse_corpus": "scalinglab.analysis.zipf", "analyse_spectrum": "scalinglab.analysis.spectrum",
 }

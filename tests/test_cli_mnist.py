@@ -33,9 +33,12 @@ def test_smoke_study_prints_the_frontier_fit(tmp_path, capsys):
                  "--out", str(tmp_path / "study"), "--workers", "0", "--quiet", "--no-report"])
     assert code == 0
     text = capsys.readouterr().out
-    assert "compute-efficient frontier" in text and "alpha =" in text and "N_opt ~ C^" in text
+    assert "compute-efficient frontier" in text and "N_opt ∝ C^a" in text
     analysis = json.loads((tmp_path / "study" / "analysis.json").read_text())
-    assert {"E", "A", "alpha"} <= set(analysis["analyses"][0]["fit"]["params"])
+    frontier = analysis["groups"][0]["fits"]["frontier"]
+    assert {"E", "A", "alpha"} <= set(frontier["params"])
+    # the printed exponent is the one in the JSON
+    assert f"α = {frontier['params']['alpha']:.2f}" in text
 
 
 @pytest.mark.parametrize("args, message", [

@@ -52,6 +52,7 @@ def register(sub, study_sub) -> None:
     sel.add_argument("--where", metavar="EXPR", help="keep the rows matching a pandas query, e.g. "
                                                      "\"outlier == False\" or \"dataset == 'c4'\"")
     sel.add_argument("--study", metavar="NAME", help="a run store: fit only this study's runs")
+    sel.add_argument("--family", metavar="NAME", help="a run store: fit only runs of this family (e.g. mnist_cnn)")
     sel.add_argument("--group-by", metavar="COLUMN", help="one fit per value of COLUMN")
     sel.add_argument("--variant", metavar="COLUMN",
                      help="compare the values of COLUMN (e.g. dropout) as compute multipliers of one law with "
@@ -145,6 +146,9 @@ def run_fit(args) -> int:
 
     if args.bootstrap < 0:
         raise FitError(f"--bootstrap must be >= 0, got {args.bootstrap}")
+    if args.family:  # a run store's family column, as a --where condition
+        family = f"family == {args.family!r}"
+        args.where = f"({args.where}) and {family}" if args.where else family
     no_blocks = args.seed_column == "none"
     columns = {k: v for k, v in (("n", args.n), ("d", args.d), ("c", args.c), ("loss", args.loss),
                                  ("seed", None if no_blocks else args.seed_column)) if v is not None}

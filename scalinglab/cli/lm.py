@@ -14,11 +14,11 @@ def register(sub, study_sub) -> None:
         "lm", help="language-model scaling on Shakespeare: IsoFLOP sweep, Approach 2 and 3 fits",
         description="Train the preset's tiny transformers (each to its own token budget, with its own "
                     "cosine schedule), record them in the run database, then fit Chinchilla's "
-                    "Approaches 2 and 3 with bootstrap intervals, the noise scale against loss, and "
-                    "learning-curve forecasts. Finished runs are skipped, so re-running resumes.")
+                    "Approaches 1, 2 and 3 with bootstrap intervals; the report adds the noise scale against "
+                    "loss and learning-curve forecasts. Finished runs are skipped, so re-running resumes.")
     st.add_argument("--preset", default="quick", help="smoke | quick | full (default: quick)")
-    st.add_argument("--out", help="folder for lm_study.json, lm_summary.txt and plots "
-                                  "(default: study-lm-<preset>)")
+    st.add_argument("--out", help="folder for analysis.json and the report (default: study-lm-<preset>)")
+    st.add_argument("--no-report", action="store_true", help="skip the HTML report")
     st.add_argument("--corpus", help="'shakespeare' (default), a text file or a folder of text files")
     st.add_argument("--tokenizer", choices=("bpe", "bytes"), help="override the preset's tokenizer")
     st.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default: the preset's, 512)")
@@ -42,20 +42,18 @@ def register(sub, study_sub) -> None:
 
 
 def cmd_study_lm(args) -> int:
-    from scalinglab.cli.study import check_run_options
+    from scalinglab.cli.study import run_kwargs
     from scalinglab.families.lm.study import run_lm_study
 
-    check_run_options(args)
     overrides = {}
     for flag, key in (("corpus", "corpus"), ("tokenizer", "tokenizer"), ("vocab_size", "vocab_size"),
                       ("precision", "precision")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
-    result = run_lm_study(args.preset, db=args.db, out=args.out, workers=args.workers,
-                          executor=args.executor, address=args.address, progress=not args.quiet,
-                          overrides=overrides)
+    result = run_lm_study(args.preset, out=args.out, overrides=overrides, report=not args.no_report,
+                          **run_kwargs(args))
     print(result.describe())
-    return 0 if result.sweep.failed == 0 else 1
+    return result.exit_code
 
 
 def cmd_noise_scale(args) -> int:

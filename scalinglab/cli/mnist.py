@@ -74,13 +74,10 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_study(args) -> int:
+    from scalinglab.cli.study import run_kwargs
     from scalinglab.families.mnist.study import run_mnist_study
 
-    from scalinglab.cli.study import check_run_options
-
-    check_run_options(args)
-    result = run_mnist_study(args.preset, db=args.db, out=args.out, overrides=_grid_overrides(args),
-                             workers=args.workers, executor=args.executor, address=args.address,
-                             progress=not args.quiet, report=not args.no_report)
+    result = run_mnist_study(args.preset, out=args.out, overrides=_grid_overrides(args),
+                             report=not args.no_report, **run_kwargs(args))
     print(result.describe())
-    return 0
+    return result.exit_code

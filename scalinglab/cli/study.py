@@ -106,12 +106,10 @@ def cmd_runs(args) -> int:
     if args.out:
         from pathlib import Path
 
-        try:
-            from scalinglab.safe_io import write_text_atomic
-        except ImportError:  # pragma: no cover
-            Path(args.out).write_text(text)
-        else:
-            write_text_atomic(Path(args.out), text)
+        from scalinglab.safe_io import write_text_atomic
+
+        out = Path(args.out)
+        write_text_atomic(out.parent, out.name, text)
     else:
         sys.stdout.write(text)
     return 0

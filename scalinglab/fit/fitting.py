@@ -604,7 +604,7 @@ def fit_groups(runs, law: str = "chinchilla", *, group_by: str, where: str | Non
     s = _settings(spec, **{k: options.pop(k) for k in list(options) if k in Settings.__dataclass_fields__
                            and k != "d_derived"})
     frame, selection = select_runs(runs, spec, s, columns=columns, weight=weight, where=where,
-                                   drop_highest=0, flops_per_token=flops_per_token, study=study)
+                                   drop_highest=0, flops_per_token=flops_per_token, study=study, group_by=group_by)
     if group_by not in frame.columns:
         raise DataError(f"--group-by column {group_by!r} is not in the table; columns are: "
                         + ", ".join(map(str, frame.columns)))
@@ -668,9 +668,10 @@ def _settings(spec: Law, *, x=None, at_flops=(), **kw) -> Settings:
 
 
 def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, where=None, drop_highest=0,
-                flops_per_token=None, study: str | None = None) -> tuple[pd.DataFrame, dict]:
+                flops_per_token=None, study: str | None = None,
+                group_by: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Load ``runs``, keep ``study``'s runs (a run store), apply ``where`` and ``drop_highest``; return the
-    frame and the selection record."""
+    frame and the selection record. Runs of several studies are refused unless grouped or selected."""
     opts = dict(columns or {})
     unknown = set(opts) - {"n", "d", "c", "loss", "seed"}
     if unknown:
@@ -702,6 +703,11 @@ def select_runs(runs, spec: Law, s: Settings, *, columns=None, weight=None, wher
             raise DataError(f"--where {where!r} keeps no runs of {len(frame)}")
         dropped["where"] = int(len(frame) - len(kept))
         frame = kept.reset_index(drop=True)
+    if study is None and group_by != "study" and "study" in frame.columns:
+        names = sorted({n for v in frame["study"].dropna().astype(str) for n in v.split(",") if n})
+        if len(names) > 1:
+            raise DataError(f"the runs belong to {len(names)} studies ({', '.join(names)}); fit one with "
+                            "--study NAME, or each with --group-by study")
     if drop_highest:
         frame = drop_highest_loss(frame, drop_highest)
         dropped["highest_loss"] = int(drop_highest)

@@ -34,7 +34,7 @@ class Design:
     def __post_init__(self):
         if not self.configs:
             raise ConfigError("the design has no runs: give at least one value per grid key and one seed")
-        keys = set().union(*self.configs)
+        keys = set().union(*self.configs) | set(self.defaults)
         for k in (*self.variant_keys, *self.tuned_keys):
             if k not in keys:
                 raise ConfigError(f"design: {k!r} is named as a variant or tuned key but no run config has it; "
@@ -55,9 +55,15 @@ class Design:
 def family_design(family: Any, configs: list[dict], *, description: dict | None = None, **keys) -> Design:
     """A design whose variant, tuned and seed keys and defaults come from the family's declarations."""
     defaults = family.config_defaults() if hasattr(family, "config_defaults") else {}
-    return Design(configs=configs,
-                  variant_keys=tuple(keys.get("variant_keys", getattr(family, "variant_keys", ()))),
-                  tuned_keys=tuple(keys.get("tuned_keys", getattr(family, "tuned_keys", ()))),
+    present = set().union(*configs) | set(defaults)
+
+    def declared(kind: str) -> tuple[str, ...]:
+        """Keys given explicitly are checked by Design; the family's own declarations apply where present."""
+        if kind in keys:
+            return tuple(keys[kind])
+        return tuple(k for k in getattr(family, kind, ()) if k in present)
+
+    return Design(configs=configs, variant_keys=declared("variant_keys"), tuned_keys=declared("tuned_keys"),
                   seed_key=keys.get("seed_key", getattr(family, "seed_key", "seed")),
                   defaults=dict(defaults), description=description or {})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class LoadedStudy:
     runs: pd.DataFrame  # every run of the study, config defaults filled in
     points: pd.DataFrame  # seed means of the complete runs (see study_points)
     design: dict = field(default_factory=dict)  # variant_keys, tuned_keys, seed_key
+    setting_keys: tuple[str, ...] = ()  # config keys that define a setting (all but seed and tuned keys)
 
     @property
     def variant_keys(self) -> tuple[str, ...]:
@@ -99,15 +101,21 @@ def load_study(db: str | Path, study: str | None = None, *, family: str | None =
     with RunStore(db, readonly=True) as store:
         info = store.study_info(name)
         runs = store.runs(study=name)
+        config_keys = sorted(set().union(*(json.loads(c) for (c,) in store.conn.execute(
+            "SELECT config FROM runs JOIN study_runs USING (key) WHERE study = ?", (name,)))))
     if runs.empty or not (runs["status"] == "complete").any():
         raise ConfigError(f"study {name!r} has no complete runs yet; finish (or resume) its sweep first")
     design = family_design(fam, info)
     points = study_points(runs, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
-                          defaults=design.get("defaults", {}))
-    from scalinglab.studies.points import fill_defaults
+                          defaults=design.get("defaults", {}), config_keys=config_keys)
+    from scalinglab.studies.points import fill_defaults, setting_keys
 
-    return LoadedStudy(name=name, family=fam, info=info, runs=fill_defaults(runs, design.get("defaults", {})),
-                       points=points, design=design)
+    runs = fill_defaults(runs, design.get("defaults", {}))
+    done = runs[runs["status"] == "complete"]
+    keys = setting_keys(done, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
+                        config_keys=[*config_keys, *design.get("defaults", {})])
+    return LoadedStudy(name=name, family=fam, info=info, runs=runs, points=points, design=design,
+                       setting_keys=tuple(keys))
 
 
 EXPORT_FIRST = ["study", "family", "key", "status", "params", "flops", "examples", "val_loss", "val_acc", "wall_s",

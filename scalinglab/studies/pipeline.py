@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scalinglab.errors import ConfigError
+from scalinglab.safe_io import prepare_out_dir, write_text_atomic
 from scalinglab.studies.design import Design
 from scalinglab.sweep.engine import SweepSummary, run_sweep
 from scalinglab.sweep.family import Family, resolve_family
@@ -62,6 +63,7 @@ class StudyRun:
     out: Path
     sweep: SweepSummary
     analysis: Any  # scalinglab.studies.analysis.StudyAnalysis
+    summary: str  # the plain-text summary, family findings included (the report shows the same)
     info: dict = field(default_factory=dict)
 
     @property
@@ -76,24 +78,8 @@ class StudyRun:
                          f"{self.info['precision']} peak ({self.info['peak_gflops']:.0f} GFLOP/s; load average "
                          f"{self.info['load_average']:.2f} on {self.info['cpus']} CPUs); study wall time "
                          f"{self.info['total_wall_s']:.0f} s")
-        lines += ["", self.analysis.summary_text(), "", f"analysis written to {self.out}"]
+        lines += ["", self.summary, "", f"analysis written to {self.out}"]
         return "\n".join(lines)
-
-
-def check_out_dir(out: Path) -> Path:
-    """Fail before training, not after, when ``out`` cannot hold the study's files."""
-    try:
-        from scalinglab.safe_io import prepare_out_dir
-    except ImportError:  # pragma: no cover - safe_io lands with the store hardening
-        prepare_out_dir = None
-    if prepare_out_dir is not None:
-        return prepare_out_dir(out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise ConfigError(f"--out {out} is not writable; give another folder")
-    return out
 
 
 def run_study(family: str | Family, design: Design, *, db: str | Path = "runs.db", name: str | None = None,
@@ -105,11 +91,11 @@ def run_study(family: str | Family, design: Design, *, db: str | Path = "runs.db
     from scalinglab.studies.analysis import analyse_study
     from scalinglab.studies.load import load_study
     from scalinglab.store import RunStore
-    from scalinglab.sweep.peak import load_average, machine_peak
+    from scalinglab.sweep.peak import machine_peak
 
     fam, _ = resolve_family(family)
     name = name or default_study_name(fam, design)
-    out = check_out_dir(Path(out or f"study-{name}"))
+    out = prepare_out_dir(Path(out or f"study-{name}"))  # fails now, not after training
     start = time.perf_counter()
     name, summary = sweep_study(family, design, db=db, name=name, workers=workers, executor=executor,
                                 address=address, progress=progress)
@@ -119,17 +105,18 @@ def run_study(family: str | Family, design: Design, *, db: str | Path = "runs.db
                             "sweep_wall_s": summary.wall_s, "sweep_gflops_per_s": summary.gflops_per_s}
     if summary.ran:
         peak = machine_peak().for_precision(precision)
-        info.update(peak_gflops=peak, pct_of_peak=100 * summary.gflops_per_s / peak, load_average=load_average())
+        info.update(peak_gflops=peak, pct_of_peak=100 * summary.gflops_per_s / peak, load_average=os.getloadavg()[0])
     study = load_study(db, name)
     analysis = analyse_study(study, n_resamples=n_resamples)
     info["total_wall_s"] = time.perf_counter() - start
     with RunStore(db) as store:
         store.update_study_info(name, **info)
-    result = StudyRun(name=name, db=str(db), out=out, sweep=summary, analysis=analysis, info=info)
-    (out / "analysis.json").write_text(json.dumps({"study": name, "db": str(db), "info": info,
-                                                   **analysis.to_dict()}, indent=1, default=float) + "\n")
-    if report:
-        from scalinglab.report import write_study_report
+    from scalinglab.report import report_from_analysis, write_report
 
-        write_study_report(db=db, study=name, out=out, analysis=analysis)
-    return result
+    built = report_from_analysis(study, analysis, db=str(db))  # the family's findings join the summary
+    write_text_atomic(out, "analysis.json", json.dumps({"study": name, "db": str(db), "info": info,
+                                                        **analysis.to_dict()}, indent=1, default=float) + "\n")
+    if report:
+        write_report(built, out)
+    return StudyRun(name=name, db=str(db), out=out, sweep=summary, analysis=analysis,
+                    summary=built.summary.text(), info=info)

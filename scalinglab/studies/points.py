@@ -34,9 +34,16 @@ def fill_defaults(runs: pd.DataFrame, defaults: dict) -> pd.DataFrame:
     return runs
 
 
-def setting_keys(runs: pd.DataFrame, *, seed_key: str = SEED_KEY, tuned: tuple[str, ...] = ()) -> list[str]:
-    """Config keys that identify a setting: all but the seed and the tuned keys, and only those that vary."""
-    keys = [c for c in config_columns(runs) if c != seed_key and c not in tuned]
+def setting_keys(runs: pd.DataFrame, *, seed_key: str = SEED_KEY, tuned: tuple[str, ...] = (),
+                 config_keys: list[str] | None = None) -> list[str]:
+    """Config keys that identify a setting: all but the seed and the tuned keys, and only those that vary.
+
+    ``config_keys`` lists the runs' config keys where they are known (a config
+    key may share its name with a result column, e.g. a family whose config
+    says how many ``examples`` to train on).
+    """
+    keys = [c for c in dict.fromkeys(config_keys or config_columns(runs)) if c in runs and c != seed_key
+            and c not in tuned]
     return [c for c in keys if runs[c].astype(str).nunique() > 1] or keys[:1]
 
 
@@ -59,7 +66,7 @@ def _scalar_metrics(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def study_points(runs: pd.DataFrame, *, seed_key: str = SEED_KEY, tuned: tuple[str, ...] = (),
-                 defaults: dict | None = None) -> pd.DataFrame:
+                 defaults: dict | None = None, config_keys: list[str] | None = None) -> pd.DataFrame:
     """Seed-mean points of a study's complete runs, in the fit columns N, D, C, loss.
 
     Columns: every setting key; N (params), D (examples or tokens), C (exact
@@ -72,7 +79,8 @@ def study_points(runs: pd.DataFrame, *, seed_key: str = SEED_KEY, tuned: tuple[s
     done = runs[runs["status"] == "complete"]
     if done.empty:
         raise FitError("the study has no complete runs to analyse; run (or resume) its sweep first")
-    settings = setting_keys(done, seed_key=seed_key, tuned=tuned)
+    settings = setting_keys(done, seed_key=seed_key, tuned=tuned,
+                            config_keys=None if config_keys is None else [*config_keys, *(defaults or {})])
     done = select_tuned(done, tuned, settings).reset_index(drop=True)
     done = pd.concat([done, _scalar_metrics(done).add_prefix("m_")], axis=1)
     seeds = seed_key if seed_key in done else "key"
@@ -82,8 +90,10 @@ def study_points(runs: pd.DataFrame, *, seed_key: str = SEED_KEY, tuned: tuple[s
         agg["acc"] = ("val_acc", "mean")
     agg.update({t: (t, "first") for t in tuned if t in done})
     agg.update({c[2:]: (c, "mean") for c in done.columns if c.startswith("m_") and c[2:] not in agg})
+    agg = {name: spec for name, spec in agg.items() if name not in settings}  # a setting key is its own column
     points = done.groupby(settings, dropna=False).agg(**agg).reset_index()
-    points["run"] = [" ".join(f"{k}={_short(v)}" for k, v in zip(settings, row))
+    label = "run" if "run" not in points else "setting"  # a family may use `run` as a config key itself
+    points[label] = [" ".join(f"{k}={_short(v)}" for k, v in zip(settings, row))
                      for row in points[settings].itertuples(index=False)]
     return points.sort_values(["C", "N"]).reset_index(drop=True)
 

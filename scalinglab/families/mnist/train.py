@@ -218,6 +218,12 @@ class MnistFamily:
     def load_data(self, config: dict) -> MnistTensors:
         return MnistTensors.load(config.get("data"))
 
+    def report_extras(self, study, analysis) -> list:
+        """The family's own report figures (:mod:`scalinglab.families.mnist.report`)."""
+        from scalinglab.families.mnist.report import report_extras
+
+        return report_extras(study, analysis)
+
     def train(self, config: dict, data: MnistTensors) -> RunResult:
         return train_run(self.config(config), data)
 
