@@ -85,6 +85,17 @@ def grid_configs(grid: dict[str, list], *, fixed: dict | None = None, seeds=(0,)
     return configs
 
 
+def read_toml(path: str | Path, what: str) -> dict:
+    """A TOML file's tables, or a one-line ConfigError naming ``what`` the file is."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
 def read_design_file(path: str | Path, family: Any) -> tuple[Design, str | None]:
     """A design (and the study name, if the file gives one) from a TOML file.
 
@@ -106,12 +117,7 @@ def read_design_file(path: str | Path, family: Any) -> tuple[Design, str | None]
     ``[[runs]]`` tables list explicit configs instead of (or beside) a grid.
     """
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(f"design file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"design file {path} is not valid TOML: {exc}") from None
+    doc = read_toml(path, "design file")
     unknown = set(doc) - FILE_KEYS
     if unknown:
         raise ConfigError(f"design file {path}: unknown section {sorted(unknown)[0]!r}; "

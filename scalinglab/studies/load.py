@@ -45,6 +45,7 @@ def list_studies(db: str | Path) -> pd.DataFrame:
         studies = store.studies()
         counts = [store.status_counts(name) for name in studies["name"]]
     studies = studies.drop(columns=["info"])
+    studies["created"] = pd.to_datetime(studies["created"], unit="s").dt.strftime("%Y-%m-%d %H:%M")
     studies["runs"] = [sum(c.values()) for c in counts]
     studies["complete"] = [c.get("complete", 0) for c in counts]
     return studies

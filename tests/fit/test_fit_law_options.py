@@ -236,7 +236,7 @@ def test_a_store_with_two_studies_is_not_pooled(tmp_path, capsys):
     path = store_db(tmp_path / "runs.db", both, [{"seed": 0, "grid": g} for g in ["old-grid"] * n + ["new-grid"] * n],
                     studies=["old-grid"] * n + ["new-grid"] * n)
     code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0)
-    assert code == 2 and "mixes experiments" in err and ("'study'" in err or "'grid'" in err)
+    assert code == 2 and "belong to 2 studies (new-grid, old-grid)" in err and "--study NAME" in err
     code, out, err = run(capsys, "fit", path, "--grid", "coarse", "--bootstrap", 0, "--study", "new-grid", "--json")
     assert code == 0, err
     d = json.loads(out)

@@ -7,7 +7,6 @@ or a named preset, and expands into the flat run configs the engine stores.
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from fractions import Fraction
 from pathlib import Path
@@ -87,13 +86,9 @@ class MnistGrid:
 
 def read_grid_file(path: str | Path) -> dict:
     """The settings of a TOML grid file, unvalidated (merge, then ``MnistGrid.from_dict``)."""
-    path = Path(path)
-    try:
-        settings = tomllib.loads(path.read_text())
-    except (FileNotFoundError, IsADirectoryError):
-        raise ConfigError(f"grid file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"grid file {path} is not valid TOML: {exc}") from None
+    from scalinglab.studies.design import read_toml
+
+    settings = read_toml(path, "grid file")
     if not settings:
         raise ConfigError(f"grid file {path} is empty; give at least widths and fractions "
                           "(e.g. widths = [4, 8]  fractions = [1, 0.5])")
