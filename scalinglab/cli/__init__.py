@@ -14,7 +14,7 @@ from scalinglab.errors import ScalingLabError
 
 # Command-group modules, in the order their commands appear in --help. Each has
 # ``register(sub, study_sub)``; a family module may also have ``register_sweep(sweep_sub)``.
-_GROUPS = ("study", "mnist", "lm", "fit", "data", "report", "importers")
+_GROUPS = ("study", "mnist", "lm", "fit", "plan", "data", "report", "importers")
 
 
 def build_parser() -> argparse.ArgumentParser:
