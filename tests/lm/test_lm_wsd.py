@@ -139,6 +139,9 @@ def test_unique_tokens_and_epochs(tiny):
     long = FAMILY.train({**run, "tokens": long_steps * SEQ}, data).metrics
     assert 0.95 * n <= long["unique_tokens"] <= n  # three epochs see (nearly) the whole stream
     assert long["epochs"] > 3 and long["repetitions"] == pytest.approx(long_steps * SEQ / long["unique_tokens"])
+    capped = FAMILY.train({**run, "tokens": 20 * SEQ, "max_unique_tokens": 300}, data).metrics
+    assert capped["train_tokens_available"] == 300 and 290 <= capped["unique_tokens"] <= 300  # the cap, no more
+    assert capped["epochs"] == pytest.approx(20 * SEQ / 300)
 
 
 def test_wsd_settings_are_checked():

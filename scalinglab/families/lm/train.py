@@ -93,6 +93,7 @@ class LMRunConfig:
     init_from: str | None = None  # fine-tuning: run key of the run whose checkpoint gives the initial weights
     init_step: int | None = None  # fine-tuning: that checkpoint's step
     tokenizer_corpus: str = "shakespeare"  # corpus "python-stdlib": whose tokenizer encodes the code
+    max_unique_tokens: int | None = None  # train on only the first this many tokens of the stream (repeated data)
 
     def __post_init__(self):
         pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -127,6 +128,8 @@ class LMRunConfig:
             ("init_from", self.init_from is None or (isinstance(self.init_from, str) and self.init_from.isalnum()),
              "empty or a run key"),
             ("init_step", self.init_step is None or pos_int(self.init_step), "empty or a positive integer"),
+            ("max_unique_tokens", self.max_unique_tokens is None or pos_int(self.max_unique_tokens),
+             "empty or a positive integer"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -365,7 +368,8 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
     mcfg = cfg.model_config(data.vocab_size)
     model = Transformer(mcfg)
     opt = make_optimizer(model, cfg)
-    batches = TokenBatches(data.train, context=cfg.context, batch_size=cfg.batch_size, seed=cfg.seed)
+    stream = data.train if cfg.max_unique_tokens is None else data.train[:cfg.max_unique_tokens]
+    batches = TokenBatches(stream, context=cfg.context, batch_size=cfg.batch_size, seed=cfg.seed)
     windows = eval_windows(data.val, context=cfg.context, eval_tokens=cfg.eval_tokens)
     counts, fpt = param_counts(mcfg), flops_per_token(mcfg)
     steps, seq_tokens = cfg.steps, cfg.batch_size * cfg.context
@@ -487,7 +491,7 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
             "lr_curve": progress.lrs,
             "steps": steps,
             "warmup_steps": cfg.warmup_count,
-            "epochs": tokens_seen / len(data.train),
+            "epochs": tokens_seen / len(stream),
             "unique_tokens": batches.unique_tokens,  # distinct training-stream positions seen (U_D)
             "repetitions": tokens_seen / max(1, batches.unique_tokens),
             "tokens_per_param": tokens_seen / counts["total"],
@@ -495,7 +499,7 @@ def train_lm(cfg: LMRunConfig, data: TokenData, *, key: str | None = None) -> Ru
             "noise_scale_sequences": b_simple,
             "noise_curve": progress.noise_curve,
             "eval_tokens": int(windows[:, 1:].numel()),
-            "train_tokens_available": int(len(data.train)),
+            "train_tokens_available": int(len(stream)),
             "vocab_size": data.vocab_size,
             "precision": cfg.precision,
             "tokens_per_s": (end - start) * seq_tokens / train_s if train_s > 0 else None,
