@@ -284,11 +284,19 @@ class RunStore:
                 "attempts = attempts + 1 WHERE key = ?", (owner, now, key))
         return True
 
-    def heartbeat(self, owner: str) -> None:
-        """Renew the lease on every run this driver holds."""
-        with self._transaction():
-            self.conn.execute("UPDATE runs SET heartbeat = ? WHERE owner = ? AND status = 'running'",
-                              (time.time(), owner))
+    def heartbeat(self, owner: str) -> bool:
+        """Renew the lease on every run this driver holds; False when the write failed.
+
+        Best effort: a missed beat (a full disk, a long lock) costs nothing while
+        the lease (120 s) outlasts the next beats, so it must not stop the sweep.
+        """
+        try:
+            with self._transaction():
+                self.conn.execute("UPDATE runs SET heartbeat = ? WHERE owner = ? AND status = 'running'",
+                                  (time.time(), owner))
+        except sqlite3.OperationalError:
+            return False
+        return True
 
     def finish(self, key: str, result: dict, *, wall_s: float, code_version: str,
                versions: dict, owner: str | None = None) -> str:

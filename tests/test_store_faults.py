@@ -8,12 +8,14 @@ a full disk, a read-only mount, and filters that silently matched nothing.
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from faults.families import NAME as FAULTY, THIEF, THIEF_LOSS
+from faults.families import NAME as FAULTY, THIEF, THIEF_LOSS, fill_disk
 from faults.mounts import remount_readonly, tmpfs
 from scalinglab.cli import main as cli_main
 from scalinglab.errors import StoreError
@@ -223,25 +225,13 @@ def test_a_corrupted_page_is_one_line_in_every_command(tmp_path, capsys):
     assert snapshot(path) == before
 
 
-def fill_the_disk(folder: Path) -> Path:
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, b"\0" * 4096):
-            pass
-    except OSError:  # ENOSPC: full
-        pass
-    finally:
-        os.close(fd)
-    return filler
-
-
 def test_a_full_disk_is_one_line_and_loses_nothing(small_tmpfs):
     path = small_tmpfs / "runs.db"
     keys = healthy_db(path)
     big = [{"width": w, "note": "x" * 2000} for w in range(200)]
     with RunStore(path) as store:  # a sweep is running when the disk fills up
-        filler = fill_the_disk(small_tmpfs)
+        filler = small_tmpfs / "filler"
+        fill_disk(str(filler))
         with pytest.raises(StoreError, match="disk is full") as err:
             store.add_study("big", "mnist_cnn", big)
         assert one_line(str(err.value))
@@ -253,6 +243,42 @@ def test_a_full_disk_is_one_line_and_loses_nothing(small_tmpfs):
         assert runs.status[keys[0]] == "complete" and runs.val_loss[keys[0]] == 0.5
         store.add_study("big", "mnist_cnn", big[:20])  # with space again, the same call completes
         assert len(store.runs(study="big")) == 20
+
+
+SWEEP = """
+import sys
+sys.path.insert(0, sys.argv[2])
+from faults.families import NAME
+from scalinglab.errors import ScalingLabError
+from scalinglab.store import RunStore
+from scalinglab.sweep.engine import run_sweep
+configs = [{"width": 1}, {"width": 2, "fault": "fill", "marker": sys.argv[3], "filler": sys.argv[4]}, {"width": 3}]
+try:
+    with RunStore(sys.argv[1]) as store:
+        print(run_sweep(store, "s", NAME, configs, workers=0, progress=False).describe())
+except ScalingLabError as exc:  # what the CLI does with it
+    sys.exit(f"scalinglab: error: {exc}")
+"""
+
+
+def test_a_sweep_that_fills_the_disk_stops_with_one_line_and_resumes(small_tmpfs, tmp_path):
+    db, filler = small_tmpfs / "runs.db", small_tmpfs / "filler"
+    args = [str(db), str(Path(__file__).resolve().parent), str(tmp_path / "filled.marker"), str(filler)]
+    first = subprocess.run([sys.executable, "-c", SWEEP, *args], capture_output=True,
+                           text=True, timeout=120)
+    assert first.returncode == 1 and "disk is full" in first.stderr  # before: a sqlite3 traceback
+    assert one_line(first.stderr), first.stderr
+    with RunStore(db, readonly=True) as store:
+        before = store.runs().set_index("width")
+    filler.unlink()
+    again = subprocess.run([sys.executable, "-c", SWEEP, *args], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    with RunStore(db) as store:
+        runs = store.runs().set_index("width")
+        assert store.integrity_check() == "ok"
+    assert before.status[3] == "complete" and (runs.status == "complete").all()  # costliest first: 3 ran
+    assert "2 runs trained, 1 already finished" in again.stdout and runs.finished[3] == before.finished[3]
 
 
 # ------------------------------------------------------------ case 9: filters that match nothing

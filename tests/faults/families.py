@@ -9,6 +9,7 @@ fault test needs no real training. A config selects its misbehaviour:
     {"width": 4, "fault": "hang", "marker": "/tmp/x"}    # write the pid to marker, then sleep; once
     {"width": 4, "fault": "stolen", "db": "/tmp/runs.db"} # while it trains, a rival driver takes the run
                                                          # over (as after an expired lease) and finishes it
+    {"width": 4, "fault": "fill", "marker": "/tmp/x", "filler": "/mnt/f"}  # fill filler's disk up, once
 
 "Once" means: only while ``marker`` does not exist (crash/sigkill create it
 before dying; hang writes its pid there), so a re-run of the same config trains.
@@ -76,11 +77,25 @@ class FaultyFamily:
             time.sleep(120)  # until the test kills this process
         if fault == "stolen":
             _take_over(config)
+        if fault == "fill" and _touch(marker):
+            fill_disk(config["filler"])
         time.sleep(config.get("sleep", 0.0))
         width = config["width"]
         return RunResult(params=10 * width, flops=60.0 * width * 100, examples=100,
                          val_loss=1.0 / width + 0.01 * config.get("seed", 0), val_acc=0.5,
                          metrics={"worker_pid": os.getpid(), "data_loaded_by": data["loaded_by"]})
+
+
+def fill_disk(path: str) -> None:
+    """Write zeros to ``path`` until its file system is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:  # ENOSPC
+        pass
+    finally:
+        os.close(fd)
 
 
 THIEF = "rival-host:1:thief"
