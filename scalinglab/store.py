@@ -1,7 +1,8 @@
 """The run store: every run of every sweep, in one SQLite file.
 
-Guarantees (tested in ``tests/test_store.py``, ``tests/test_faults.py`` and
-``tests/test_sweep_resume.py``; in plain words in ``docs/guarantees.md``):
+Guarantees (tested in ``tests/test_store.py``, ``tests/test_store_faults.py``,
+``tests/test_faults.py`` and ``tests/test_sweep_resume.py``; in plain words,
+with each test named, in ``docs/guarantees.md``):
 
 1. **A finished run is never modified or lost.** Rows whose status is
    ``complete`` or ``diverged`` are frozen by database triggers: any UPDATE or
@@ -13,7 +14,9 @@ Guarantees (tested in ``tests/test_store.py``, ``tests/test_faults.py`` and
 3. **No duplicate work between concurrent sweeps.** A driver claims a run
    atomically and renews a lease (heartbeat) while it runs. Another driver
    may take a ``running`` run over only when the lease has expired, or when
-   the owning process, on this host, is gone.
+   the owning process, on this host, is gone. If the first driver then
+   finishes too, the first result stays and :meth:`RunStore.finish` returns
+   ``TAKEN_OVER`` to the late one instead of raising.
 4. **A crashed worker fails only its own run.** A worker that raises, dies or
    is killed (out of memory) marks its run ``failed`` with the error; the
    sweep goes on, and re-running it retries the failed runs.
