@@ -28,6 +28,9 @@ def register(sub, study_sub) -> None:
     st.add_argument("--out", help="folder for the analysis JSON and plots (default: study-<preset>)")
     st.add_argument("--no-report", action="store_true", help="skip the HTML report")
     st.set_defaults(func=cmd_study)
+    from scalinglab.cli.plan import add_adaptive_options
+
+    add_adaptive_options(st)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -74,6 +77,10 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_study(args) -> int:
+    if args.adaptive:
+        from scalinglab.cli.plan import cmd_adaptive_mnist
+
+        return cmd_adaptive_mnist(args)
     from scalinglab.cli.study import run_kwargs
     from scalinglab.families.mnist.study import run_mnist_study
 

@@ -189,8 +189,13 @@ def _ensemble(fit, key: str, question: str, candidates: pd.DataFrame) -> tuple[n
     return np.clip(g, lo, hi), y
 
 
+def _setting(n: float, d: float) -> tuple[float, float]:
+    """(N, D) to 9 significant digits: a run's recorded counts match the candidate it was planned from."""
+    return float(f"{n:.9g}"), float(f"{d:.9g}")
+
+
 def _next_seed(used: dict, n: float, d: float, seeds) -> int | None:
-    taken = used.get((n, d), set())
+    taken = used.get(_setting(n, d), set())
     return next((s for s in seeds if s not in taken), None)
 
 
@@ -199,10 +204,10 @@ def _used_seeds(frame: pd.DataFrame) -> dict:
     used: dict = {}
     for (n, d), part in frame.groupby(["N", "D"]):
         if "seed" in part:
-            used[(float(n), float(d))] = set(int(s) for s in part["seed"].dropna())
+            used[_setting(n, d)] = set(int(s) for s in part["seed"].dropna())
         else:
             k = int(part["n_seeds"].sum()) if "n_seeds" in part else len(part)
-            used[(float(n), float(d))] = set(range(k))
+            used[_setting(n, d)] = set(range(k))
     return used
 
 
@@ -305,7 +310,7 @@ def plan_from_fit(fit, frame: pd.DataFrame, *, question: str, target_flops: floa
         factor = math.sqrt(max(cov[0, 0], 0.0)) / before
         row, seed = candidates.loc[j], seed_of[j]
         n, d = float(row["N"]), float(row["D"])
-        used.setdefault((n, d), set()).add(seed)
+        used.setdefault(_setting(n, d), set()).add(seed)
         left -= cost[j]
         entry = {"N": n, "D": d, "seed": seed, "cost_flops": cost[j],
                  "expected_width": current_width * math.sqrt(max(cov[0, 0], 0.0) / var_now),
