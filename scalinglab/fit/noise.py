@@ -76,11 +76,12 @@ def noise_model(fit: _LawFit, runs: pd.DataFrame) -> NoiseModel:
     mean_res = np.bincount(cfg, weights=log_res, minlength=n_cfg) / sizes
     sigma_res = float(np.sqrt(np.sum(log_res ** 2) / max(len(runs) - p, 1)))
 
-    if {"loss_sd", "n_seeds"} <= set(runs.columns):
+    seed_means = {"loss_sd", "n_seeds"} <= set(runs.columns)
+    if seed_means:       # seed-mean points of one seed each carry no seed variance: as a table without replicates
         sd, k = runs["loss_sd"].to_numpy(float), runs["n_seeds"].to_numpy(float)
         ok = np.isfinite(sd) & (k >= 2)
-        if not ok.any():
-            raise FitError("loss_sd/n_seeds columns give no point with 2 or more seeds; seed variance needs replicates")
+        seed_means = bool(ok.any())
+    if seed_means:
         rel_var = (sd / runs["loss"].to_numpy(float)) ** 2          # var of log L, to first order
         df = int(np.sum(k[ok] - 1))
         seed_var = float(np.sum((k[ok] - 1) * rel_var[ok]) / df)

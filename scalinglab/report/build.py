@@ -151,7 +151,9 @@ class StudyReport:
         return clean({"study": self.analysis.study, "family": self.analysis.family, "db": self.db,
                       "info": self.analysis.info, "analysis": self.analysis.to_dict(),
                       "summary": {"findings": s.findings, "comparison": s.comparison, "uncertain": s.uncertain,
-                                  "allocation": [dict(zip(s.allocation_columns, r)) for r in s.allocation]},
+                                  "allocation": [dict(zip(s.allocation_columns, r)) for r in s.allocation],
+                                  "tables": [{"caption": c, "rows": [dict(zip(cols, r)) for r in rows]}
+                                             for c, cols, rows in s.tables]},
                       "figures": [f.key for f in self.figures], "missing": self.missing})
 
 

@@ -34,7 +34,14 @@ from scalinglab.report.chart import (
     values,
 )
 from scalinglab.fit.frontier import compute_frontier
-from scalinglab.studies.analysis import StudyAnalysis, fmt_interval, fmt_num
+from scalinglab.studies.analysis import (
+    ALLOCATION_23_CAPTION,
+    StudyAnalysis,
+    approach23_rows,
+    fmt_interval,
+    fmt_num,
+    runs_of_setting,
+)
 
 
 # ===================================================================== labels and tips
@@ -140,6 +147,7 @@ class FrontierPanelData:
     fit: object | None  # the frontier FitResult
     curve: pd.DataFrame | None  # C, loss (the fitted law), lo, hi (its pointwise band)
     note: str = ""
+    intervals: pd.DataFrame | None = None  # C, predicted, mean_lo/hi, new_run_lo/hi up to 10x the costliest C
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,18 @@ class LossComputeFigure:
                 series.append(Series(name, values(p.curve["C"]), values(p.curve["loss"]), kind="line", color=FIT_COLOR,
                                      size=1.6, tips=(f"L(C) = {fmt_num(q['E'], 4)} + {fmt_num(q['A'])}"
                                                      f"·C^−{q['alpha']:.3f}",)))
+            pi = p.intervals
+            if pi is not None:
+                level = round(100 * p.fit.intervals["alpha"].level)
+                series.append(Series(f"{level}% interval for one new run", values(pi["C"]), values(pi["predicted"]),
+                                     kind="band", color=GREY, lo=values(pi["new_run_lo"]), hi=values(pi["new_run_hi"])))
+                ext = pi[pi["C"] >= p.points["C"].max()]
+                series.append(Series(f"extrapolation{tag} with its {level}% mean-law interval", values(ext["C"]),
+                                     values(ext["predicted"]), kind="line", color=FIT_COLOR, dash=True,
+                                     tips=("the frontier law beyond the costliest setting",)))
+                series.append(Series(f"extrapolation{tag} with its {level}% mean-law interval", values(ext["C"]),
+                                     values(ext["predicted"]), kind="band", color=FIT_COLOR,
+                                     lo=values(ext["mean_lo"]), hi=values(ext["mean_hi"]), legend=False))
             f = p.frontier
             series.append(Series("compute-efficient frontier", values(f["C"]), values(f["loss"]), kind="line",
                                  color=FRONTIER_COLOR, dash=True))
@@ -189,7 +209,10 @@ class LossComputeFigure:
                      notes=("Each point is one setting averaged over seeds (bars: ± one s.d.); colour is model "
                             "size. The frontier keeps each setting that beats every cheaper one. The red line is "
                             "L = E + A·C^−α fitted to the frontier (`scalinglab fit --law frontier`), the band its "
-                            "pointwise bootstrap interval.",), tables=(table,))
+                            "pointwise bootstrap interval. Dashed to 10× the costliest setting: the law extrapolated, "
+                            "with the interval for the mean law; the grey band is the interval for one new run, "
+                            "adding the seed-to-seed and lack-of-fit noise of the frontier settings "
+                            "(scalinglab.fit.noise.prediction_intervals).",), tables=(table,))
 
 
 def loss_vs_compute(sa: StudyAnalysis, labels: Labels) -> LossComputeFigure:
@@ -198,7 +221,8 @@ def loss_vs_compute(sa: StudyAnalysis, labels: Labels) -> LossComputeFigure:
         fit = g.fits.get("frontier")
         curve = law_curve(fit, compute_grid(g.points["C"])) if fit is not None else None
         panels.append(FrontierPanelData(g.label, g.points, compute_frontier(g.points), fit, curve,
-                                        "" if fit is not None else g.skipped.get("frontier", "")))
+                                        "" if fit is not None else g.skipped.get("frontier", ""),
+                                        g.frontier_intervals if fit is not None else None))
     return LossComputeFigure(panels, labels, tuple(sa.tuned), _several(sa))
 
 
@@ -373,6 +397,7 @@ class IsoFlopPanelData:
     fit: object | None  # the isoflop FitResult
     parabolas: pd.DataFrame  # profile, C, N, loss: each fitted parabola over its sampled sizes
     note: str = ""
+    bias: pd.DataFrame | None = None  # scalinglab.fit.select.isoflop_bias per budget
 
 
 @dataclass(frozen=True)
@@ -382,6 +407,7 @@ class IsoFlopFigure:
     panels: list[IsoFlopPanelData]
     labels: Labels
     several: bool
+    approaches: tuple[tuple[str, ...], ...] = ()  # Approach 2 beside 3 at the costliest budget (summary rows)
     key: str = "isoflop"
 
     def chart(self) -> Chart:
@@ -430,13 +456,30 @@ class IsoFlopFigure:
                                 tuple(right), note=p.note if not right else ""))
         table = Table("IsoFLOP budgets", ("group", "C (FLOPs)", "settings", "N_opt", "D_opt", "loss at minimum",
                                           "inside sampled sizes", "note"), tuple(rows))
+        bias = [(p.label, fmt_num(r["C"]), f"{r['width_decades']:.2f}", f"{r['asymmetry']:+.2f}",
+                 f"{r['bias_decades']:+.3f}", f"{r['half_width_decades']:.3f}", "BIASED" if r["flag"] else "ok")
+                for p in self.panels if p.bias is not None for _, r in p.bias.iterrows()
+                if np.isfinite(r["half_width_decades"])]
+        tables = [table] if rows else []
+        if bias:
+            tables.append(Table("Sampling diagnostics per budget with 4+ sizes: the bias the sampled sizes put on "
+                                "the parabola's minimum (decades of N, on the Chinchilla surface) against the "
+                                "half-width of its interval", ("group", "C (FLOPs)", "width (decades)", "asymmetry",
+                                                               "bias", "interval half-width", "flag"), tuple(bias)))
+        if self.approaches:
+            tables.append(Table(ALLOCATION_23_CAPTION, ("group", "method", "a", "N_opt", "D_opt"), self.approaches))
+        flagged = sum(r[-1] == "BIASED" for r in bias)
         return Chart(self.key, "IsoFLOP profiles", "At a fixed compute budget, which model size gives the lowest "
-                     "loss, and on how much data?", tuple(panels), columns=2, tables=(table,) if rows else (),
+                     "loss, and on how much data?", tuple(panels), columns=2, tables=tuple(tables),
                      notes=("Settings are grouped into budgets by training FLOPs as `scalinglab fit --law isoflop` "
                             "groups them. Lines are parabolas in log N fitted per budget (Hoffmann et al. 2022, "
                             "Approach 2), drawn over the sizes sampled; crosses mark their minima. D_opt is the data "
                             "the budget's runs trained on at N_opt (interpolated), not an assumed C/6N. A minimum "
-                            "outside the sampled sizes is an extrapolation and is left out of the exponents.",))
+                            "outside the sampled sizes is an extrapolation and is left out of the exponents.",
+                            f"Sampling check (scalinglab.fit.select.isoflop_bias): {flagged} of {len(bias)} checked "
+                            "budgets are flagged BIASED, where sizes sampled off-centre (asymmetry) or very wide "
+                            "move the parabola's minimum by more than its own interval; centre the sizes on the "
+                            "minimum or narrow them there.",))
 
 
 def isoflop_figure(sa: StudyAnalysis, labels: Labels) -> IsoFlopFigure:
@@ -459,8 +502,9 @@ def isoflop_figure(sa: StudyAnalysis, labels: Labels) -> IsoFlopFigure:
         n_min, n_in = int(prof["N_opt"].notna().sum()), int(prof["inside"].astype(bool).sum())
         note = (f"{len(prof)} budgets: {n_in} with a minimum inside the sampled sizes, {n_min - n_in} extrapolated, "
                 f"{len(prof) - n_min} without a parabola")
-        panels.append(IsoFlopPanelData(g.label, g.points.assign(profile=fit.estimator.run_profile), fit, parabolas, note))
-    return IsoFlopFigure(panels, labels, _several(sa))
+        panels.append(IsoFlopPanelData(g.label, g.points.assign(profile=fit.estimator.run_profile), fit, parabolas, note,
+                                       g.isoflop_bias))
+    return IsoFlopFigure(panels, labels, _several(sa), approach23_rows(sa))
 
 
 # ===================================================================== Chinchilla
@@ -644,11 +688,7 @@ class CurvesFigure:
 def setting_runs(loaded, row, keys) -> pd.DataFrame:
     """The complete runs behind one seed-mean setting (its setting keys and tuned values)."""
     runs = loaded.runs[loaded.runs["status"] == "complete"]
-    match = np.ones(len(runs), dtype=bool)
-    for k in (*keys, *loaded.design.get("tuned_keys", ())):
-        if k in runs and k in row:
-            match &= (runs[k].astype(str) == str(row[k])).to_numpy()
-    return runs[match]
+    return runs_of_setting(runs, row, (*keys, *loaded.design.get("tuned_keys", ())))
 
 
 def training_curves(loaded, sa: StudyAnalysis, labels: Labels) -> CurvesFigure | None:
@@ -678,7 +718,13 @@ def generic_figures(loaded, sa: StudyAnalysis) -> tuple[list, dict[str, str]]:
     figures = [loss_vs_compute(sa, labels), compute_optimal_sizes(sa), isoflop_figure(sa, labels),
                chinchilla_figure(sa, labels)]
     missing = {}
-    for key, fig, why in (("error-rate", error_rate_figure(sa, labels), "the runs record no accuracy"),
+    from scalinglab.report.trust import law_selection_figure, variants_figure
+
+    law_why = "; ".join(f"{g.label}: {g.skipped['law_selection']}" for g in sa.groups if "law_selection" in g.skipped)
+    optional = [("law-selection", law_selection_figure(sa), law_why or "no law selection")]
+    if sa.variants is not None or sa.variants_notes:
+        optional.append(("variants", variants_figure(sa), "; ".join(sa.variants_notes)))
+    for key, fig, why in (*optional, ("error-rate", error_rate_figure(sa, labels), "the runs record no accuracy"),
                           ("loss-n-d", model_data_views(sa, labels),
                            "the design is not an N x D grid (each size at one data size per budget)"),
                           ("training-curves", training_curves(loaded, sa, labels), "no run recorded a training curve")):
@@ -686,6 +732,7 @@ def generic_figures(loaded, sa: StudyAnalysis) -> tuple[list, dict[str, str]]:
             missing[key] = why
         else:
             figures.append(fig)
-    order = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "training-curves"]
+    order = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "law-selection",
+             "variants", "training-curves"]
     figures.sort(key=lambda f: order.index(f.key))
     return figures, missing

@@ -356,8 +356,10 @@ def summary_html(report) -> str:
     findings = "".join(f"<p>{esc(p)}</p>" for p in s.findings)
     comparison = f"<p>{esc(s.comparison)}</p>" if s.comparison else ""
     allocation = table_html(Table("Compute-optimal allocation implied by the Approach 1 fits (N_opt = N_coef·C^a, "
-                                  "D_opt = D_coef·C^b) and the loss the frontier law predicts there",
+                                  "D_opt = D_coef·C^b) and the loss the frontier law predicts there, with its "
+                                  "intervals for the mean law and for one new run",
                                   s.allocation_columns, s.allocation)) if s.allocation else ""
+    allocation += "".join(table_html(Table(*t)) for t in s.tables)
     uncertain = "".join(f"<li>{esc(u)}</li>" for u in s.uncertain)
     return (f'<section class="summary" id="summary"><h2>Summary</h2>{findings}{comparison}'
             f"{allocation}<h3>What is uncertain</h3><ul>{uncertain}</ul></section>")

@@ -29,15 +29,16 @@ def test_every_fit_is_the_fit_law_result_on_the_group_points(report):
     """Same points, same call: identical estimates and intervals (no second implementation to drift)."""
     g = report.analysis.groups[1]
     common = dict(n_resamples=N_RESAMPLES, level=0.95, random_state=0)
-    for name, law, extra in (("frontier", "frontier", {}), ("isoflop", "isoflop", {}),
-                             ("chinchilla", "chinchilla", {"starts": "coarse", "holdout_above": g.holdout_above})):
+    at = {"at_flops": (g.at_flops,)}
+    for name, law, extra in (("frontier", "frontier", {}), ("isoflop", "isoflop", at),
+                             ("chinchilla", "chinchilla", {"starts": "coarse", "holdout_above": g.holdout_above, **at})):
         again = fit_law(g.points, law, **common, **extra)
         mine = g.fits[name]
         assert mine.params == again.params and mine.derived == again.derived
         assert {k: v.to_dict() for k, v in mine.intervals.items()} == \
             {k: v.to_dict() for k, v in again.intervals.items()}
     assert g.fits["chinchilla"].backtest == fit_law(g.points, "chinchilla", starts="coarse",
-                                                    holdout_above=g.holdout_above, **common).backtest
+                                                    holdout_above=g.holdout_above, **at, **common).backtest
 
 
 def test_isoflop_d_opt_is_the_runs_own_data_at_the_minimum(report):
@@ -90,7 +91,8 @@ def test_backtest_split_holds_out_the_costliest_fifth():
 
 def test_summary_quotes_the_fitted_numbers(report, lm_report):
     s = report.summary
-    assert len(s.findings) == 2 and s.comparison.startswith("Comparing variants:")
+    assert len(s.findings) == 2 and s.comparison.startswith("Comparing variants fitted separately:")
+    assert "One joint chinchilla fit with the exponents and E shared across dropout" in s.comparison
     for text, g in zip(s.findings, report.analysis.groups):
         assert f"C^−{g.fits['frontier'].params['alpha']:.3f}" in text
         iv = g.fits["approach1"].intervals["a"]

@@ -15,17 +15,18 @@ from scalinglab.report import family_hook
 from scalinglab.report.figures import is_grid
 from scalinglab.studies.analysis import fmt_interval, fmt_num
 
-GENERIC = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "training-curves"]
+GENERIC = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "law-selection",
+           "training-curves"]
 
 
 def test_each_study_gets_the_figures_its_data_allows(report, lm_report, toy_report):
-    assert [f.key for f in report.figures] == [*GENERIC, "lr-choices", "dropout-effect"]
+    assert [f.key for f in report.figures] == [*GENERIC[:-1], "variants", GENERIC[-1], "lr-choices", "dropout-effect"]
     assert report.missing == {}
     assert [f.key for f in lm_report.figures] == [k for k in GENERIC if k != "loss-n-d"] + [
         "isoflop-counts", "noise-scale", "forecasts"]
     assert "not an N x D grid" in lm_report.missing["loss-n-d"]
     assert [f.key for f in toy_report.figures] == ["loss-compute", "compute-optimal", "loss-n-d", "isoflop",
-                                                   "chinchilla"]
+                                                   "chinchilla", "law-selection"]
     assert set(toy_report.missing) == {"error-rate", "training-curves"}
 
 

@@ -123,10 +123,11 @@ def test_report_cli_numbers_equal_the_fit_cli(study, study_db, tmp_path, capsys)
     slug = "all" if not group["variant"] else "-".join(f"{k}-{v:g}" for k, v in group["variant"].items())
     points = out / "data" / f"points-{slug}.csv"
     fits = group["fits"]
-    for law in ("frontier", "approach1", "isoflop"):
-        _same(fit_json(capsys, points, "--law", law, "--bootstrap", 40), fits[law])
+    at = ("--at-flops", f"{group['at_flops']:.17g}")
+    for law, extra in (("frontier", ()), ("approach1", ()), ("isoflop", at)):
+        _same(fit_json(capsys, points, "--law", law, "--bootstrap", 40, *extra), fits[law])
     chin = fit_json(capsys, points, "--law", "chinchilla", "--grid", "coarse", "--bootstrap", 40,
-                    "--holdout-above", f"{group['holdout_above']:.17g}")
+                    "--holdout-above", f"{group['holdout_above']:.17g}", *at)
     _same(chin, fits["chinchilla"])
     assert chin["backtest"]["mean_abs_rel_error"] == pytest.approx(fits["chinchilla"]["backtest"]["mean_abs_rel_error"])
     assert f"scalinglab fit data/points-{slug}.csv --law chinchilla --grid coarse" in page  # how to reproduce
