@@ -44,7 +44,8 @@ _EXPORTS = {
     "ChinchillaFit": "scalinglab.fit", "KaplanFit": "scalinglab.fit", "PowerLawFit": "scalinglab.fit",
     "PUBLISHED_LAWS": "scalinglab.fit", "load_law": "scalinglab.fit", "fit_law": "scalinglab.fit",
     "fit_groups": "scalinglab.fit", "FitResult": "scalinglab.fit", "Interval": "scalinglab.fit",
-    "compare_laws": "scalinglab.fit.select",
+    "compare_laws": "scalinglab.fit", "fit_variants": "scalinglab.fit", "compare_variants": "scalinglab.fit",
+    "prediction_intervals": "scalinglab.fit",
     # analysis and report of a study
     "analyse_study": "scalinglab.studies.analysis", "StudyAnalysis": "scalinglab.studies.analysis",
     "export_runs": "scalinglab.studies.load",

@@ -34,12 +34,18 @@ from scalinglab.fit.parametric import (
     ChinchillaFit,
     ConvergenceWarning,
     KaplanFit,
+    BrokenPowerLawFit,
     PowerLawFit,
     fit_chinchilla,
     fit_kaplan,
     fit_power_law,
 )
+from scalinglab.fit.data_constrained import DataConstrainedFit, fit_data_constrained
+from scalinglab.fit.noise import NoiseModel, noise_model, prediction_intervals
 from scalinglab.fit.result import FitResult, Interval
+from scalinglab.fit.select import compare_laws, isoflop_bias
+from scalinglab.fit.variants import VariantComparison, fit_variants
+from scalinglab.fit.varpro import fit_varpro
 from scalinglab.fit.table import drop_highest_loss, load_runs, load_runs_selection, read_store_runs, read_table
 
 __all__ = [
@@ -52,5 +58,6 @@ __all__ = [
     "bootstrap", "bootstrap_statistic", "compute_frontier", "compute_optimal", "drop_highest_loss",
     "fit_chinchilla", "fit_frontier", "fit_kaplan", "fit_power_law", "group_budgets", "inference_optimal",
     "isoflop_profiles", "law_from_dict", "load_law", "load_runs", "read_store_runs", "read_table",
-    "resample_counts",
+    "resample_counts", "BrokenPowerLawFit", "DataConstrainedFit", "NoiseModel", "VariantComparison", "compare_laws",
+    "fit_data_constrained", "fit_variants", "fit_varpro", "isoflop_bias", "noise_model", "prediction_intervals",
 ]

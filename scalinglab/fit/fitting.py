@@ -398,12 +398,32 @@ class IsoFlop(_Statistic):
 
     def fit(self, runs, s):
         r = self.profiles(runs, s)
+        tables, notes = {"profiles": r.profiles}, list(r.warnings)
+        bias = self.sampling_bias(r, runs, s)
+        if bias is not None:
+            tables["sampling_bias"] = bias
+            notes += [f"budget {row.C:.3g} FLOPs: {row.note}" for row in bias.itertuples() if row.flag]
         return Point(params={"N_coef": r.N_coef, "D_coef": r.D_coef, "a": r.a, "b": r.b}, estimator=r,
-                     n_points=r.n_used, n_free=2, tables={"profiles": r.profiles}, warnings=list(r.warnings),
+                     n_points=r.n_used, n_free=2, tables=tables, warnings=notes,
                      regression_se={"a": r.a_se, "b": r.b_se},
                      diagnostics={"n_budgets": int(len(r.profiles)), "n_budgets_used": r.n_used,
                                   "D_opt_from": "the runs' D, interpolated in log N at N_opt" if not s.d_derived
                                   else f"D = {s.d_derived} (the table has no D of its own), at N_opt"})
+
+    @staticmethod
+    def sampling_bias(r, runs, s):
+        """Per budget, the minimum's shift caused by where the sizes were sampled, judged on a smooth
+        Chinchilla surface (:func:`scalinglab.fit.select.isoflop_bias`); None where no surface can be fitted."""
+        from scalinglab.fit.select import isoflop_bias
+
+        if s.isoflop_method != "parabola" or len(runs) < 6:
+            return None  # the diagnostic is of the parabola's bias; window and Akima minima are local
+        try:
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                return isoflop_bias(r, runs)
+        except (FitError, DataError, ValueError, np.linalg.LinAlgError):
+            return None
 
     def derived(self, p, s):
         return _approach1_derived(p, s)
