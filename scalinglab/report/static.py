@@ -46,8 +46,8 @@ def _draw_series(ax, s: Series, panel: Panel) -> None:
         lo, hi = np.asarray(s.lo, dtype=float), np.asarray(s.hi, dtype=float)
         eok = ok & _finite(s, lo, hi, xlog=panel.xlog, ylog=panel.ylog)
         if eok.any():
-            ax.errorbar(x[eok], y[eok], yerr=[y[eok] - lo[eok], hi[eok] - y[eok]], fmt="none", ecolor=s.color,
-                        alpha=0.5, lw=0.8, zorder=2)
+            # bars from lo to hi as given: a percentile interval need not contain its point estimate
+            ax.vlines(x[eok], lo[eok], hi[eok], colors=s.color, alpha=0.5, lw=0.8, zorder=2)
     face = "none" if s.hollow else s.color
     ax.plot(x[ok], y[ok], ls="none", marker=_MARKERS.get(s.marker, "o"), ms=5.0 * s.size, mfc=face, mec=s.color,
             mew=1.6 if s.marker == "x" else (1.2 if s.hollow else 0.4), zorder=3)

@@ -419,12 +419,16 @@ def analyse_study(loaded, *, n_resamples: int = 200, level: float = 0.95, chinch
         variants=comparison, variants_notes=tuple(notes))
 
 
+COMPUTE_MULTIPLIER_LAWS = ("power_C", "chinchilla", "kaplan")  # candidate laws whose variant multiplier is in compute
+
+
 def compare_study_variants(points: pd.DataFrame, keys, groups, *, n_resamples: int = 200, level: float = 0.95,
                            random_state: int = 0):
     """(VariantComparison or None, notes): one joint fit over the study's variant key, shared exponents.
 
-    The law is the one the back-test chose for the first (reference) group where the variant fit covers it,
-    else Chinchilla; the first group's value is the reference.
+    The law is the one with the best back-test score in the first (reference) group among the laws whose
+    multiplier is one of compute (a power law in C, Chinchilla, Kaplan), else Chinchilla; the first group's
+    value is the reference.
     """
     from scalinglab.fit.fitting import compare_variants
     from scalinglab.fit.variants import VARIANT_LAWS
@@ -433,9 +437,12 @@ def compare_study_variants(points: pd.DataFrame, keys, groups, *, n_resamples: i
         return None, (["the study has several variant keys; the joint fit compares one at a time"]
                       if len(keys) > 1 else [])
     sel = groups[0].law_selection
-    law, x = law_of_choice(sel.chosen) if sel is not None else ("chinchilla", None)
-    if law not in VARIANT_LAWS:
-        law, x = "chinchilla", None
+    law, x = "chinchilla", None
+    if sel is not None:
+        compute = [n for n in COMPUTE_MULTIPLIER_LAWS if n in sel.table.index and sel.table.loc[n, "eligible"]
+                   and law_of_choice(n)[0] in VARIANT_LAWS]
+        if compute:
+            law, x = law_of_choice(min(compute, key=lambda n: sel.table.loc[n, "score"]))
     try:
         comparison, notes = _quiet(compare_variants, points, law, variant=keys[0],
                                    reference=groups[0].variant[keys[0]], **({"x": x} if x else {}),
@@ -624,10 +631,15 @@ def _trust_findings(g: GroupAnalysis, level: float, tag: str) -> tuple[list[str]
     if cov is not None:
         runs = (f" and {cov['runs_inside']} of its {cov['runs_total']} single runs inside the new-run interval"
                 if cov["runs_total"] else "")
-        parts.append(f"Held-out check of the {round(100 * cov['level'])}% prediction intervals: {cov['law']} refitted "
+        name = cov["law"] + (f"_{cov['x']}" if cov["x"] else "")
+        parts.append(f"Held-out check of the {round(100 * cov['level'])}% prediction intervals: {name} refitted "
                      f"on the {cov['n_train']} settings up to {fmt_num(cov['holdout_above'])} FLOPs has "
                      f"{cov['mean_inside']} of the {cov['n_test']} costlier settings' seed means inside its mean-law "
                      f"interval{runs}.")
+        if cov["mean_inside"] < 0.9 * cov["n_test"]:
+            uncertain.append(f"{tag}the mean-law intervals of {name} cover only {cov['mean_inside']} of the "
+                             f"{cov['n_test']} held-out seed means: beyond the fitted range the law's error is bias, "
+                             "not fitting noise, so trust its extrapolations less than its intervals say.")
         if cov["runs_total"] and cov["runs_inside"] < 0.9 * cov["runs_total"]:
             uncertain.append(f"{tag}the new-run intervals cover only {cov['runs_inside']} of {cov['runs_total']} "
                              "held-out runs: the law's error beyond the fitted range exceeds its noise model.")
@@ -662,7 +674,7 @@ def approach23_rows(a: StudyAnalysis) -> tuple[tuple[str, ...], ...]:
     return tuple(rows)
 
 
-def _variant_text(a: StudyAnalysis) -> str:
+def variant_text(a: StudyAnalysis) -> str:
     """The joint fit over the variant key, in words: each variant's compute multiplier and the exponent test."""
     v = a.variants
     if v is None:
@@ -679,8 +691,8 @@ def _variant_text(a: StudyAnalysis) -> str:
                           for e in exps)
         verdict = "no evidence they differ" if r["exponent_p"] > 0.05 else "they differ"
         parts.append(f"{variant_label({v.variant: _plain(r['variant'])})} is worth {r['k']:.3g}× the compute of "
-                     f"{variant_label({v.variant: _plain(v.reference)})} ({lvl}% interval {r['k_lo']:.3g} to {r['k_hi']:.3g}; below 1 it costs "
-                     f"compute). Fitted alone, the exponents differ by {diffs} (bootstrap p = "
+                     f"{variant_label({v.variant: _plain(v.reference)})} ({lvl}% interval {r['k_lo']:.3g} to "
+                     f"{r['k_hi']:.3g}; below 1 it costs compute). Fitted alone, the exponents differ by {diffs} (bootstrap p = "
                      f"{r['exponent_p']:.2g}, Bonferroni over the exponents: {verdict})")
     return (f"One joint {v.law} fit with the exponents and E shared across {v.variant} ({int(v.table['n_runs'].sum())} "
             f"settings; multiplier {where}, {v.n_resamples} resamples drawn within each variant): "
@@ -707,7 +719,7 @@ def _comparison(a: StudyAnalysis) -> str:
             parts.append(f"the {label} is {f1.value(key):.2f} with {o.label} against {f0.value(key):.2f} with "
                          f"{base.label} ({verdict})")
     separate = ("Comparing variants fitted separately: " + "; ".join(parts) + ".") if parts else ""
-    return " ".join(t for t in (separate, _variant_text(a)) if t)
+    return " ".join(t for t in (separate, variant_text(a)) if t)
 
 
 def describe_analysis(a: StudyAnalysis, extra_findings: list[str] | tuple[str, ...] = ()) -> Summary:

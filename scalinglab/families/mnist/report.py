@@ -15,7 +15,7 @@ import pandas as pd
 from scalinglab.report.build import Missing
 from scalinglab.report.chart import FRONTIER_COLOR, Chart, Panel, Series, group_colors, palette, values
 from scalinglab.report.figures import compute_grid, law_curve, point_tip
-from scalinglab.studies.analysis import fmt_interval
+from scalinglab.studies.analysis import fmt_interval, variant_text
 
 AXES = ("width", "fraction", "dropout")  # an MNIST setting (lr is tuned per setting)
 
@@ -90,6 +90,7 @@ class DropoutFigure:
 
     frontiers: list[tuple[str, pd.DataFrame, object | None, pd.DataFrame | None]]  # label, frontier, fit, curve
     ratio: pd.DataFrame  # width, fraction, N, D, C, dropout, loss, base_loss, ratio (loss / loss without dropout)
+    joint: str = ""  # the joint fit with shared exponents, in words (analysis.variant_text; the variants figure)
     key: str = "dropout-effect"
 
     def chart(self) -> Chart:
@@ -120,7 +121,8 @@ class DropoutFigure:
                             tuple(right), ylog=False)), columns=2,
                      notes=("Left: each dropout setting's frontier and its fitted law (the same fits as the loss "
                             "figure). Right: below 1, dropout helped that (width, fraction) setting; one epoch of "
-                            "training leaves little overfitting for it to cure except at small data fractions.",))
+                            "training leaves little overfitting for it to cure except at small data fractions.",
+                            *((self.joint + " (the variants figure draws it)",) if self.joint else ())))
 
 
 def dropout_effect(study, analysis) -> DropoutFigure | Missing:
@@ -138,7 +140,8 @@ def dropout_effect(study, analysis) -> DropoutFigure | Missing:
     ref = base.points[[*keys, "loss"]].rename(columns={"loss": "base_loss"})
     ratio = pd.concat([o.points.merge(ref, on=keys) for o in others], ignore_index=True)
     ratio["ratio"] = ratio["loss"] / ratio["base_loss"]
-    return DropoutFigure(frontiers, ratio[[*keys, "N", "D", "C", "dropout", "loss", "base_loss", "ratio"]])
+    return DropoutFigure(frontiers, ratio[[*keys, "N", "D", "C", "dropout", "loss", "base_loss", "ratio"]],
+                         variant_text(analysis))
 
 
 def report_extras(study, analysis) -> list:
