@@ -141,7 +141,8 @@ class VariantComparison:
     multiplier_of: str             # "C" along the compute-optimal frontier, or the power law's input
 
     def summary(self) -> str:
-        lines = [f"{self.law} law, variants of {self.variant!r} against {self.reference!r}: shared "
+        ref = self.reference.item() if isinstance(self.reference, np.generic) else self.reference
+        lines = [f"{self.law} law, variants of {self.variant!r} against {ref!r}: shared "
                  + ", ".join(f"{k} = {v:.4g}" for k, v in self.shared.items())]
         for _, r in self.table.iterrows():
             if r["variant"] == self.reference:

@@ -87,7 +87,8 @@ class LawSelectionFigure:
                                        f"{r['new_run_hi']:.4f}" for _, r in t.iterrows()))]
             runs = (f"; {cov['runs_inside']}/{cov['runs_total']} single runs in the new-run interval"
                     if cov["runs_total"] else "")
-            panels.append(Panel(f"Held-out settings, {cov['law']} fitted up to {fmt_num(cov['holdout_above'], 2)} "
+            law = cov["law"] + (f"_{cov['x']}" if cov["x"] else "")
+            panels.append(Panel(f"Held-out settings, {law} fitted up to {fmt_num(cov['holdout_above'], 2)} "
                                 f"FLOPs{tag}", "training compute C (FLOPs)", "validation loss", tuple(cover),
                                 note=f"{cov['mean_inside']}/{cov['n_test']} seed means in the mean-law interval{runs}"))
             held += [(p.label, str(r["run"]), f"{r['loss']:.4f}", f"{r['predicted']:.4f}",
