@@ -49,7 +49,8 @@ def main() -> None:
                 fit = fit_law(g.points, law, x=x, n_resamples=0, holdout_above=split)
             cov = holdout_coverage(g.points, fit, split, runs=done, run_keys=keys, n_resamples=args.bootstrap)
             rows.append({"group": g.label, "law": name + (" (chosen)" if name == sel.chosen else ""),
-                         "held-out settings": cov["n_test"], "mean |error|": f"{100 * fit.backtest['mean_abs_rel_error']:.1f}%",
+                         "held-out settings": cov["n_test"],
+                         "mean |error|": f"{100 * fit.backtest['mean_abs_rel_error']:.1f}%",
                          "seed means in mean-law 95%": f"{cov['mean_inside']}/{cov['n_test']}",
                          "single runs in new-run 95%": f"{cov['runs_inside']}/{cov['runs_total']}"})
     print("\n" + pd.DataFrame(rows).to_string(index=False))

@@ -19,7 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from scalinglab.report.chart import FIT_COLOR, FRONTIER_COLOR, GREY, Chart, Panel, Series, Table, group_colors, palette, values
+from scalinglab.report.chart import (
+    FIT_COLOR,
+    FRONTIER_COLOR,
+    GREY,
+    Chart,
+    Panel,
+    Series,
+    Table,
+    group_colors,
+    palette,
+    values,
+)
 from scalinglab.studies.analysis import (
     LAW_CAPTION,
     LAW_LEVELS,
@@ -42,7 +53,7 @@ class LawPanelData:
 
 @dataclass(frozen=True)
 class LawSelectionFigure:
-    """Per group: back-test error of every law per rolling split, and the held-out settings in the chosen law's intervals."""
+    """Per group: each law's back-test error per rolling split; the held-out settings in the chosen law's intervals."""
 
     panels: list[LawPanelData]
     rows: tuple[tuple[str, ...], ...]  # the summary's per-law table

@@ -31,8 +31,9 @@ and, to say how far to trust an extrapolation (issue 13):
   (:func:`scalinglab.fit.select.isoflop_bias`, on the Chinchilla surface),
   and Approach 2 beside Approach 3 at the costliest budget;
 * ``frontier_intervals``: mean-law and new-run intervals of the frontier law
-  (noise from the frontier settings) up to 10x the costliest setting (:func:`scalinglab.fit.noise.prediction_intervals`),
-  and ``holdout_coverage``: the chosen law refitted on the cheaper settings,
+  (noise from the frontier settings) up to 10x the costliest setting
+  (:func:`scalinglab.fit.noise.prediction_intervals`), and
+  ``holdout_coverage``: the chosen law refitted on the cheaper settings,
   how often the held-out settings (and their single runs) fall inside them.
 
 With one variant key (MNIST's dropout) the study also gets ``variants``: one
@@ -300,7 +301,6 @@ def _quiet(fn, *args, **kwargs):
 
 def _trust(g: GroupAnalysis, common: dict, runs: pd.DataFrame | None, run_keys, starts: str) -> None:
     """Law selection, the chosen law's back-test, IsoFLOP bias, prediction intervals and held-out coverage."""
-    from scalinglab.fit.fitting import fit_law
     from scalinglab.fit.noise import prediction_intervals
     from scalinglab.fit.select import compare_laws, isoflop_bias
 
@@ -360,7 +360,6 @@ def holdout_coverage(points: pd.DataFrame, fit, holdout_above: float, *, runs: p
             hit = (single >= pi.loc[i, "new_run_lo"]) & (single <= pi.loc[i, "new_run_hi"])
             table.loc[i, "runs_in_new_run"] = f"{int(hit.sum())}/{single.size}"
             inside, total = inside + int(hit.sum()), total + single.size
-    table["in_new_run_mean"] = (table["loss"] >= table["new_run_lo"]) & (table["loss"] <= table["new_run_hi"])
     return {"law": fit.law, "x": x, "holdout_above": holdout_above, "level": level, "n_train": int(len(train)),
             "n_test": int(len(test)), "mean_inside": int(table["in_mean"].sum()),
             "runs_inside": inside, "runs_total": total, "table": table.to_dict(orient="records")}
@@ -692,7 +691,8 @@ def variant_text(a: StudyAnalysis) -> str:
         verdict = "no evidence they differ" if r["exponent_p"] > 0.05 else "they differ"
         parts.append(f"{variant_label({v.variant: _plain(r['variant'])})} is worth {r['k']:.3g}× the compute of "
                      f"{variant_label({v.variant: _plain(v.reference)})} ({lvl}% interval {r['k_lo']:.3g} to "
-                     f"{r['k_hi']:.3g}; below 1 it costs compute). Fitted alone, the exponents differ by {diffs} (bootstrap p = "
+                     f"{r['k_hi']:.3g}; below 1 it costs compute). Fitted alone, the exponents differ by {diffs} "
+                     "(bootstrap p = "
                      f"{r['exponent_p']:.2g}, Bonferroni over the exponents: {verdict})")
     return (f"One joint {v.law} fit with the exponents and E shared across {v.variant} ({int(v.table['n_runs'].sum())} "
             f"settings; multiplier {where}, {v.n_resamples} resamples drawn within each variant): "
