@@ -129,3 +129,18 @@ def test_resume_after_sigkill_loses_and_repeats_no_run(tmp_path, cli_env):
     fresh = run(str(tmp_path / "fresh.db"), str(tmp_path / "fresh.log"))
     assert [[(c["n"], c["d"], c["seed"]) for c in r["runs"]] for r in fresh.rounds] == \
         [[(c["n"], c["d"], c["seed"]) for c in r["runs"]] for r in result.rounds]   # the same rounds
+
+
+def test_cli_plan_reads_a_study_of_a_run_store(tmp_path, capsys):
+    import json
+
+    from scalinglab.cli import main
+
+    db = str(tmp_path / "runs.db")
+    run(db, str(tmp_path / "train.log"))
+    assert main(["plan", db, "--study", "adaptive", "--target-flops", "1e21", "--budget-flops", "1e19",
+                 "--runs", "2", "--json", "--bootstrap", "60"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert len(plan["runs"]) == 2 and plan["notes"][0].startswith("study adaptive (synthetic_law)")
+    assert main(["plan", db, "--study", "nope", "--target-flops", "1e21", "--budget-flops", "1e19"]) == 2
+    assert "no study named 'nope'" in capsys.readouterr().err

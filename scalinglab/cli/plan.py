@@ -52,17 +52,22 @@ def cmd_plan(args) -> int:
 
     from scalinglab.studies.plan import plan_runs
 
-    source, family, notes = args.file, args.family, []
+    source, family, notes, grid = args.file, args.family, [], {}
     if Path(args.file).suffix in (".db", ".sqlite", ".sqlite3"):
+        from scalinglab.store import RunStore
         from scalinglab.studies.adaptive import study_frame
         from scalinglab.studies.load import resolve_study
 
         name, stored_family = resolve_study(args.file, args.study)
-        source, family = study_frame(args.file, name), family or stored_family
+        source = study_frame(args.file, name)
+        if family is None and stored_family == "mnist_cnn":
+            family = stored_family
+        with RunStore(args.file, readonly=True) as store:
+            grid = store.study_info(name).get("grid") or {}
         notes.append(f"study {name} ({stored_family}) in {args.file}")
     elif args.study:
         raise ConfigError("--study selects a study of a run store (.db); a table is planned as a whole")
-    candidates = _candidates(family)
+    candidates = _candidates(family, grid)
     plan = plan_runs(source, question=args.question, target_flops=args.target_flops,
                      budget_flops=args.budget_flops, candidates=candidates, max_runs=args.runs,
                      n_resamples=args.bootstrap)
@@ -74,13 +79,15 @@ def cmd_plan(args) -> int:
     return 0
 
 
-def _candidates(family: str | None):
+def _candidates(family: str | None, grid: dict):
+    """The runs to choose from; a study's recorded grid settings (batch size, precision, data) carry over."""
     if family is None:
         return None
     if family == "mnist_cnn":
         from scalinglab.studies.adaptive import mnist_candidates
 
-        return mnist_candidates()
+        keep = ("batch_size", "precision", "train_limit", "data", "lrs")
+        return mnist_candidates({k: grid[k] for k in keep if k in grid})
     raise ConfigError(f"--family {family}: the planner knows the runs of mnist_cnn only; leave --family out "
                       "to plan on a log grid in N and D (C = 6ND)")
 

@@ -162,12 +162,13 @@ def _points(runs) -> pd.DataFrame:
 
 
 def _setting_means(frame: pd.DataFrame) -> pd.DataFrame:
-    """One point per (N, D): mean loss over the runs repeating it, with their s.d. and count."""
-    if not frame.duplicated(["N", "D"]).any():
-        return frame.reset_index(drop=True)
-    g = frame.groupby(["N", "D"], as_index=False).agg(loss=("loss", "mean"), loss_sd=("loss", "std"),
-                                                      n_seeds=("loss", "size"))
-    return g
+    """One point per (N, D), sorted: the mean loss over the runs repeating it, with their s.d. and count.
+
+    Sorted so that the fit and its bootstrap depend on the set of runs, not on the order they were read in."""
+    if frame.duplicated(["N", "D"]).any():
+        frame = frame.groupby(["N", "D"], as_index=False).agg(loss=("loss", "mean"), loss_sd=("loss", "std"),
+                                                              n_seeds=("loss", "size"))
+    return frame.sort_values(["N", "D", "loss"]).reset_index(drop=True)
 
 
 def _ensemble(fit, key: str, question: str, candidates: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
