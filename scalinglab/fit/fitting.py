@@ -500,7 +500,10 @@ def check_table(runs: pd.DataFrame, selection: dict, *, group_by: str | None = N
     setting = _setting(runs, selection)
     skip = _NOT_LABELS | {group_by, budget} | set(selection.get("columns", {}).values())
     if setting and len(runs) > 1:
-        keys = runs[list(setting)].round(decimals=12)
+        # the grouping (or variant) column tells its groups' copies of a setting apart by design
+        keys = runs[[*setting, *([group_by] if group_by in runs.columns else [])]]
+        keys = keys.round(decimals=12) if group_by is None else keys.apply(
+            lambda col: col.round(12) if col.dtype.kind in "fc" else col)
         dup = keys.duplicated(keep=False).to_numpy()
         if dup.any():
             groups = keys[dup].astype(str).agg("|".join, axis=1)
