@@ -34,7 +34,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scalinglab.studies.plan import current_fit, interval_width, plan_from_fit  # noqa: E402
+from scalinglab.studies.plan import current_fit, plan_from_fit  # noqa: E402
 
 TRUTH = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
 A_TRUE = TRUTH["beta"] / (TRUTH["alpha"] + TRUTH["beta"])

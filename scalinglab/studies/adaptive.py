@@ -18,7 +18,6 @@ study are the rounds of an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable

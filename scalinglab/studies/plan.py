@@ -121,14 +121,14 @@ class Plan:
 
 # ------------------------------------------------------------------ candidates
 
-def grid_candidates(points: pd.DataFrame, *, target_flops: float | None = None, n_values: int = 8,
-                    law_fit=None) -> pd.DataFrame:
-    """Candidates without a family: a log grid in N and D over the data's range (out to the optimum at C*),
-    each costing C = 6 N D."""
+def grid_candidates(points: pd.DataFrame, *, optimum: tuple[float, float] | None = None,
+                    n_values: int = 8) -> pd.DataFrame:
+    """Candidates without a family: a log grid in N and D over the data's range (stretched out to the
+    ``optimum`` (N_opt, D_opt) at C*), each costing C = 6 N D."""
     n, d = points["N"].to_numpy(float), points["D"].to_numpy(float)
     n_hi, d_hi = n.max(), d.max()
-    if law_fit is not None and target_flops is not None and "N_opt" in law_fit:
-        n_hi, d_hi = max(n_hi, law_fit["N_opt"]), max(d_hi, law_fit["D_opt"])
+    if optimum is not None:
+        n_hi, d_hi = max(n_hi, optimum[0]), max(d_hi, optimum[1])
     ns, ds = np.geomspace(n.min(), n_hi, n_values), np.geomspace(d.min(), d_hi, n_values)
     grid = pd.DataFrame([(a, b) for a in ns for b in ds], columns=["N", "D"])
     grid["cost_flops"] = 6.0 * grid["N"] * grid["D"]
@@ -271,8 +271,8 @@ def plan_from_fit(fit, frame: pd.DataFrame, *, question: str, target_flops: floa
     points = fit.runs.reset_index(drop=True)
     notes = []
     if candidates is None:
-        opt = {k: fit.derived.get(at_key(k, target_flops)) for k in ("N_opt", "D_opt")}
-        candidates = grid_candidates(points, target_flops=target_flops, law_fit=opt if opt["N_opt"] else None)
+        opt = tuple(fit.derived.get(at_key(k, target_flops)) for k in ("N_opt", "D_opt"))
+        candidates = grid_candidates(points, optimum=opt if all(np.isfinite(v or np.nan) for v in opt) else None)
         notes.append("no family given: candidates are a log grid in N and D costing C = 6 N D each")
     candidates = candidates.reset_index(drop=True)
     if len(candidates) == 0:
