@@ -144,3 +144,17 @@ def test_cli_plan_reads_a_study_of_a_run_store(tmp_path, capsys):
     assert len(plan["runs"]) == 2 and plan["notes"][0].startswith("study adaptive (synthetic_law)")
     assert main(["plan", db, "--study", "nope", "--target-flops", "1e21", "--budget-flops", "1e19"]) == 2
     assert "no study named 'nope'" in capsys.readouterr().err
+
+
+def test_the_report_of_an_adaptive_study_shows_its_rounds(tmp_path):
+    from scalinglab.report import build_report
+
+    db = str(tmp_path / "runs.db")
+    result = run(db, str(tmp_path / "train.log"))
+    report = build_report(db, "adaptive", n_resamples=20)
+    fig = report.figure("adaptive-rounds")
+    done = [r for r in result.rounds if r["status"] == "done"]
+    chart = fig.chart()
+    widths = chart.panels[0].series[0].y
+    assert len(widths) == len(done) and list(widths) == [r["width"] for r in done]
+    assert [row[0] for row in chart.tables[0].rows] == [str(r["round"]) for r in done]

@@ -718,12 +718,14 @@ def generic_figures(loaded, sa: StudyAnalysis) -> tuple[list, dict[str, str]]:
     figures = [loss_vs_compute(sa, labels), compute_optimal_sizes(sa), isoflop_figure(sa, labels),
                chinchilla_figure(sa, labels)]
     missing = {}
-    from scalinglab.report.trust import law_selection_figure, variants_figure
+    from scalinglab.report.trust import adaptive_rounds_figure, law_selection_figure, variants_figure
 
     law_why = "; ".join(f"{g.label}: {g.skipped['law_selection']}" for g in sa.groups if "law_selection" in g.skipped)
     optional = [("law-selection", law_selection_figure(sa), law_why or "no law selection")]
     if sa.variants is not None or sa.variants_notes:
         optional.append(("variants", variants_figure(sa), "; ".join(sa.variants_notes)))
+    if sa.info.get("adaptive"):
+        optional.append(("adaptive-rounds", adaptive_rounds_figure(sa.info), "no round of the adaptive study is done"))
     for key, fig, why in (*optional, ("error-rate", error_rate_figure(sa, labels), "the runs record no accuracy"),
                           ("loss-n-d", model_data_views(sa, labels),
                            "the design is not an N x D grid (each size at one data size per budget)"),
@@ -733,6 +735,6 @@ def generic_figures(loaded, sa: StudyAnalysis) -> tuple[list, dict[str, str]]:
         else:
             figures.append(fig)
     order = ["loss-compute", "error-rate", "compute-optimal", "loss-n-d", "isoflop", "chinchilla", "law-selection",
-             "variants", "training-curves"]
+             "variants", "adaptive-rounds", "training-curves"]
     figures.sort(key=lambda f: order.index(f.key))
     return figures, missing

@@ -224,3 +224,55 @@ def variants_figure(sa: StudyAnalysis) -> VariantsFigure | None:
 
     frontiers = {g.variant[v.variant]: frontier(g.points) for g in sa.groups if v.variant in g.variant}
     return VariantsFigure(v, frontiers)
+
+
+# ===================================================================== adaptive rounds
+
+@dataclass(frozen=True)
+class AdaptiveRoundsFigure:
+    """An adaptive study's rounds: the interval of its question after each round against the FLOPs spent."""
+
+    settings: dict  # question, target_flops, budget_flops, ... as the study recorded them
+    rounds: tuple[dict, ...]  # the study info's "adaptive" rounds (scalinglab.studies.adaptive)
+    stopped: str
+    key: str = "adaptive-rounds"
+
+    def chart(self) -> Chart:
+        done = [r for r in self.rounds if r.get("status") == "done" and r.get("width") is not None]
+        x = values([r["spent_flops"] for r in done])
+        question = self.settings.get("question", "the answer")
+        series = [Series("interval width after the round", x, values([r["width"] for r in done]), kind="line",
+                         color=FIT_COLOR),
+                  Series("interval width after the round", x, values([r["width"] for r in done]), color=FIT_COLOR,
+                         legend=False, tips=tuple(f"round {r['round']}: {len(r['runs'])} runs, {fmt_num(r['flops'])} "
+                                                  f"FLOPs\n{question} = {fmt_num(r['estimate'])} [{fmt_num(r['lo'])}, "
+                                                  f"{fmt_num(r['hi'])}]\n{r['why']}" for r in done))]
+        planned = [r for r in done if r.get("expected_width") is not None]
+        if planned:
+            series.append(Series("width the planner expected", values([r["spent_flops"] for r in planned]),
+                                 values([r["expected_width"] for r in planned]), color=GREY, marker="s", hollow=True))
+        estimate = [Series(f"{question} with its interval", x, values([r["estimate"] for r in done]),
+                           color=FRONTIER_COLOR, lo=values([r["lo"] for r in done]), hi=values([r["hi"] for r in done]))]
+        rows = tuple((str(r["round"]), str(len(r["runs"])), fmt_num(r["flops"]), fmt_num(r["spent_flops"]),
+                      f"{fmt_num(r['estimate'])} [{fmt_num(r['lo'])}, {fmt_num(r['hi'])}]", fmt_num(r["width"]),
+                      str(r["why"])) for r in done)
+        panels = (Panel("Interval width against compute spent", "FLOPs spent so far", f"width of the {question} "
+                        "interval", tuple(series), ylog=False),
+                  Panel(f"Estimate of {question} after each round", "FLOPs spent so far", str(question),
+                        tuple(estimate), ylog=False))
+        table = Table("Rounds: the runs each one added, why, and the interval after it",
+                      ("round", "runs", "FLOPs", "spent", "estimate [interval]", "width", "why"), rows)
+        notes = (f"Stopped: {self.stopped}." if self.stopped else "The study has not stopped yet.",
+                 "Each round's runs were chosen by scalinglab.studies.plan for the largest expected narrowing of "
+                 "the interval per FLOP (docs/planning.md).")
+        return Chart(self.key, "Adaptive rounds", f"How fast did the interval of {question} shrink as the study "
+                     "chose its runs?", panels, columns=2, notes=notes, tables=(table,))
+
+
+def adaptive_rounds_figure(info: dict) -> AdaptiveRoundsFigure | None:
+    """The figure of an adaptive study's recorded rounds; None for a study with a fixed design."""
+    adaptive = info.get("adaptive") or {}
+    rounds = tuple(adaptive.get("rounds") or ())
+    if not any(r.get("status") == "done" for r in rounds):
+        return None
+    return AdaptiveRoundsFigure(dict(adaptive.get("settings") or {}), rounds, str(adaptive.get("stopped") or ""))
