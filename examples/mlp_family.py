@@ -68,6 +68,11 @@ class MlpFamily:
         c = _check(config)
         return float(train_flops_per_example(c["hidden"]) * c["examples"] + eval_flops(c["hidden"]))
 
+    def size(self, config: dict) -> tuple[int, int]:
+        """(N, D) before training: what an adaptive study (``--adaptive``) plans with."""
+        c = _check(config)
+        return n_params(c["hidden"]), c["examples"]
+
     def data_key(self, config: dict):
         return "mnist"  # every run shares one copy of the data
 

@@ -26,6 +26,9 @@ class SyntheticLaw:
     def cost(self, config):
         return 6.0 * config["n"] * config["d"]
 
+    def size(self, config):
+        return config["n"], config["d"]
+
     def data_key(self, config):
         return None
 
@@ -158,3 +161,40 @@ def test_the_report_of_an_adaptive_study_shows_its_rounds(tmp_path):
     widths = chart.panels[0].series[0].y
     assert len(widths) == len(done) and list(widths) == [r["width"] for r in done]
     assert [row[0] for row in chart.tables[0].rows] == [str(r["round"]) for r in done]
+
+
+def _design_file(tmp_path) -> Path:
+    grid = ", ".join(str(round(n)) for n in np.geomspace(1e7, 1e9, 5)), \
+        ", ".join(str(round(d)) for d in np.geomspace(1e8, 1e10, 5))
+    path = tmp_path / "design.toml"
+    path.write_text(f"[grid]\nn = [{grid[0]}]\nd = [{grid[1]}]\n[fixed]\nlog = {str(tmp_path / 'log')!r}\n")
+    return path
+
+
+def test_any_family_with_a_size_method_runs_an_adaptive_study_from_the_cli(tmp_path, monkeypatch, capsys):
+    from scalinglab.cli import main
+    from scalinglab.store import RunStore
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    db = tmp_path / "runs.db"
+    code = main(["study", "--family", "test_adaptive:FAMILY", "--config", str(_design_file(tmp_path)),
+                 "--adaptive", "--target-flops", "1e21", "--budget-flops", "1e20", "--runs-per-round", "3",
+                 "--max-rounds", "2", "--db", str(db), "--workers", "0", "--quiet", "--no-report"])
+    assert code == 0, capsys.readouterr().err
+    with RunStore(db, readonly=True) as store:
+        (name,) = store.studies()["name"]
+        rounds = store.study_info(name)["adaptive"]["rounds"]
+    corners = {(c["n"], c["d"]) for c in rounds[0]["runs"]}
+    assert len(corners) == 9 and {(10 ** 7, 10 ** 8), (10 ** 9, 10 ** 10)} <= corners  # the grid's corners
+    assert len(rounds) >= 2 and len(rounds[1]["runs"]) <= 3
+
+
+def test_an_adaptive_study_needs_the_family_to_size_its_runs(tmp_path, monkeypatch, capsys):
+    from scalinglab.cli import main
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    monkeypatch.delattr(SyntheticLaw, "size")
+    code = main(["study", "--family", "test_adaptive:FAMILY", "--config", str(_design_file(tmp_path)),
+                 "--adaptive", "--target-flops", "1e21", "--budget-flops", "1e20", "--db", str(tmp_path / "r.db"),
+                 "--workers", "0", "--quiet", "--no-report"])
+    assert code == 2 and "has no size(config)" in capsys.readouterr().err

@@ -93,21 +93,37 @@ def _candidates(family: str | None, grid: dict):
 
 
 def cmd_adaptive_mnist(args) -> int:
-    """``study mnist --adaptive``: seed design, rounds, then the study's analysis and report."""
+    """``study mnist --adaptive``: the MNIST ladder as candidates, a 3 x 3 seed design."""
+    from scalinglab.cli.mnist import _grid_overrides
+    from scalinglab.studies.adaptive import mnist_candidates, mnist_seed_design
+
+    base = {k: v for k, v in _grid_overrides(args).items() if k not in ("widths", "fractions", "seeds")}
+    return run_adaptive(args, "mnist_cnn", mnist_seed_design(base), mnist_candidates(base), prefix="mnist-adaptive")
+
+
+def cmd_adaptive_family(args, family, design, name: str | None) -> int:
+    """``study --family ... --config design.toml --adaptive``: the design's settings as candidates."""
+    from scalinglab.studies.adaptive import corner_seed_design, design_candidates
+    from scalinglab.sweep.family import resolve_family
+
+    fam, _ = resolve_family(family)
+    candidates = design_candidates(fam, design)
+    return run_adaptive(args, family, corner_seed_design(design, candidates), candidates,
+                        prefix=name or f"{fam.name}-adaptive")
+
+
+def run_adaptive(args, family, seed, candidates, *, prefix: str) -> int:
+    """Seed design, plan -> sweep -> fit rounds, then the study's analysis and report (one pipeline)."""
     from scalinglab.cli.study import run_kwargs
-    from scalinglab.studies.adaptive import mnist_candidates, mnist_seed_design, run_adaptive_study
+    from scalinglab.studies.adaptive import run_adaptive_study
 
     if args.target_flops is None or args.budget_flops is None:
         raise ConfigError("--adaptive needs --target-flops C* and --budget-flops B")
-    from scalinglab.cli.mnist import _grid_overrides
-
-    base = {k: v for k, v in _grid_overrides(args).items() if k not in ("widths", "fractions", "seeds")}
-    seed = mnist_seed_design(base)
     settings = [args.question, args.target_flops, args.budget_flops, args.target_width, args.runs_per_round,
-                args.max_rounds, seed.digest()]
-    name = "mnist-adaptive-" + hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]
+                args.max_rounds, seed.digest(), len(candidates)]
+    name = f"{prefix}-" + hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:8]
     kwargs = run_kwargs(args)
-    result = run_adaptive_study("mnist_cnn", seed, mnist_candidates(base), name=name, question=args.question,
+    result = run_adaptive_study(family, seed, candidates, name=name, question=args.question,
                                 target_flops=args.target_flops, budget_flops=args.budget_flops,
                                 target_width=args.target_width, runs_per_round=args.runs_per_round,
                                 max_rounds=args.max_rounds, **kwargs)
@@ -115,6 +131,6 @@ def cmd_adaptive_mnist(args) -> int:
     if not args.no_report:
         from scalinglab.studies.pipeline import run_study
 
-        study = run_study("mnist_cnn", result.design, name=name, out=args.out or f"study-{name}", **kwargs)
+        study = run_study(family, result.design, name=name, out=args.out or f"study-{name}", **kwargs)
         print(study.describe())
     return 0

@@ -44,6 +44,9 @@ def register_generic(study: argparse.ArgumentParser, sweep: argparse.ArgumentPar
     study.add_argument("--out", help="folder for analysis.json and the report (default: study-<name>)")
     study.add_argument("--no-report", action="store_true", help="skip the HTML report")
     study.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples per interval (default: 200)")
+    from scalinglab.cli.plan import add_adaptive_options
+
+    add_adaptive_options(study)
     study.set_defaults(func=cmd_study)
     sweep.set_defaults(func=cmd_sweep)
 
@@ -93,6 +96,10 @@ def cmd_study(args) -> int:
     from scalinglab.studies.pipeline import run_study
 
     family, design, name = _design(args)
+    if args.adaptive:
+        from scalinglab.cli.plan import cmd_adaptive_family
+
+        return cmd_adaptive_family(args, family, design, name)
     result = run_study(family, design, name=name, out=args.out, report=not args.no_report,
                        n_resamples=args.bootstrap, **run_kwargs(args))
     print(result.describe())

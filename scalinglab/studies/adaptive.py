@@ -204,20 +204,50 @@ def _record(db, name: str, settings: dict, rounds: list[dict], *, stopped: str, 
                                 **extra)
 
 
+# ------------------------------------------------------------------- any family
+
+def design_candidates(family, design: Design) -> pd.DataFrame:
+    """The runs an adaptive study may choose from: the design's settings (seeds left out), with N and D from
+    the family's ``size(config)`` and FLOPs from its ``cost``."""
+    if not callable(getattr(family, "size", None)):
+        raise ConfigError(f"family {family.name!r} has no size(config) -> (N, D) method; an adaptive study needs "
+                          "each run's parameters and examples before training it (see docs/your-model.md)")
+    settings, seen = [], set()
+    for c in design.configs:
+        config = {k: v for k, v in c.items() if k != design.seed_key}
+        key = repr(sorted(config.items()))
+        if key not in seen:
+            seen.add(key)
+            settings.append(config)
+    return family_candidates(family, settings, size=family.size)
+
+
+def corner_seed_design(design: Design, candidates: pd.DataFrame, seed: int = 0) -> Design:
+    """A 3 x 3 seed design: the candidates nearest the smallest, middle and largest N crossed with the same in D,
+    one seed each (what the first fit of an adaptive study needs to bracket the surface)."""
+    import numpy as np
+
+    ln, ld = np.log(candidates["N"].to_numpy(float)), np.log(candidates["D"].to_numpy(float))
+    picks = []
+    for qn in (0.0, 0.5, 1.0):
+        for qd in (0.0, 0.5, 1.0):
+            tn, td = np.quantile(ln, qn), np.quantile(ld, qd)
+            picks.append(int(np.argmin((ln - tn) ** 2 + (ld - td) ** 2)))
+    configs = [{**candidates["config"].iloc[i], design.seed_key: seed} for i in dict.fromkeys(picks)]
+    return _design(design, configs)
+
+
 # ------------------------------------------------------------------- MNIST
 
 def mnist_candidates(base: dict | None = None) -> pd.DataFrame:
     """The MNIST runs an adaptive study may choose from: the ladder's widths x the halved fractions,
     at the quick preset's settings (``base`` overrides them), with N, D and FLOPs of each."""
-    from scalinglab.families.mnist.grid import MnistGrid, preset
-    from scalinglab.families.mnist.model import num_params
-    from scalinglab.families.mnist.train import FAMILY, MnistRunConfig
+    from scalinglab.families.mnist.grid import MnistGrid, mnist_design, preset
+    from scalinglab.families.mnist.train import FAMILY
 
     quick = preset("quick")
     grid = MnistGrid.from_dict({**quick.to_dict(), **(base or {}), "seeds": [0], "dropouts": [0.0]})
-    configs = [{k: v for k, v in c.items() if k != "seed"} for c in grid.configs()]
-    return family_candidates(FAMILY, configs, size=lambda c: (num_params(c["width"]),
-                                                              MnistRunConfig.from_dict(c).n_examples))
+    return design_candidates(FAMILY, mnist_design(grid))
 
 
 def mnist_seed_design(base: dict | None = None) -> Design:

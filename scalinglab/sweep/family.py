@@ -55,7 +55,8 @@ class Family(Protocol):
     ``variant_keys`` (config keys compared as variants, e.g. ``("dropout",)``),
     ``tuned_keys`` (keys swept per setting, best kept, e.g. ``("lr",)``),
     ``seed_key`` (default ``"seed"``), ``config_defaults()`` (values of keys a
-    config may omit), ``steps(config)`` (optimiser steps, for the ETA) and
+    config may omit), ``steps(config)`` (optimiser steps, for the ETA),
+    ``size(config) -> (N, D)`` (before training; adaptive studies plan on it) and
     ``report_extras(study, analysis)`` (extra report figures). Complete
     examples: :mod:`scalinglab.families.mnist.train` and ``examples/``.
     """

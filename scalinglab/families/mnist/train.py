@@ -207,6 +207,11 @@ class MnistFamily:
         return (train_flops_per_example(cfg.width) * cfg.n_examples
                 + forward_flops_per_example(cfg.width) * N_TEST)
 
+    def size(self, config: dict) -> tuple[int, int]:
+        """(N, D) of the run before training it: parameters and training images (adaptive studies plan on it)."""
+        cfg = self.config(config)
+        return num_params(cfg.width), cfg.n_examples
+
     def steps(self, config: dict) -> int:
         """Optimiser steps plus evaluation batches (the ETA model's per-step term)."""
         cfg = self.config(config)
