@@ -25,6 +25,9 @@ def register(sub, study_sub) -> None:
     st.add_argument("--precision", choices=("fp32", "bf16"),
                     help="override autocast (default: bf16 where the CPU has native bf16, else fp32)")
     add_run_options(st)
+    from scalinglab.cli.plan import add_adaptive_options
+
+    add_adaptive_options(st)
     st.set_defaults(func=cmd_study_lm)
 
     ns = sub.add_parser("noise-scale", help="measure the gradient noise scale B_simple along a training run",
@@ -50,6 +53,12 @@ def cmd_study_lm(args) -> int:
                       ("precision", "precision")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
+    if args.adaptive:  # the preset's runs are the candidates; a 3 x 3 seed design at their corners
+        from scalinglab.cli.plan import cmd_adaptive_family
+        from scalinglab.families.lm.study import lm_study_design
+
+        name, design = lm_study_design(args.preset, overrides)
+        return cmd_adaptive_family(args, "lm", design, f"lm-{args.preset}-adaptive")
     result = run_lm_study(args.preset, out=args.out, overrides=overrides, report=not args.no_report,
                           **run_kwargs(args))
     print(result.describe())

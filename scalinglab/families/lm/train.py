@@ -527,6 +527,11 @@ class LMFamily:
     def config(self, config: dict) -> LMRunConfig:
         return LMRunConfig.from_dict(config)
 
+    def size(self, config: dict) -> tuple[int, int]:
+        """(total parameters, tokens trained) of the run before training it: what adaptive studies plan with."""
+        cfg = self.config(config)
+        return param_counts(cfg.model_config())["total"], cfg.steps * cfg.batch_size * cfg.context
+
     def cost(self, config: dict) -> float:
         cfg = self.config(config)
         fpt = flops_per_token(cfg.model_config())
