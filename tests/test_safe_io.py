@@ -97,3 +97,15 @@ def test_runs_out_replaces_a_planted_link(tmp_path, victim, capsys):
     assert not (out / "runs.csv").is_symlink() and "width" in (out / "runs.csv").read_text()
     assert main(["runs", "--db", str(db), "--out", str(tmp_path / "missing" / "runs.csv")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_fit_save_replaces_a_planted_link(tmp_path, victim):
+    from scalinglab.cli import main
+
+    table = tmp_path / "runs.csv"
+    table.write_text("C,loss\n" + "".join(f"{c:g},{2.0 + 10 * c ** -0.3:.6f}\n" for c in (1e3, 1e4, 1e5, 1e6, 1e7, 1e8)))
+    saved = tmp_path / "fit.json"
+    saved.symlink_to(victim)
+    assert main(["fit", str(table), "--law", "power", "--bootstrap", "0", "--save", str(saved)]) == 0
+    assert victim.read_text() == "do not touch"  # before: the fit went into the link's target
+    assert not saved.is_symlink() and '"law"' in saved.read_text()

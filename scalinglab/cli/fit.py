@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from scalinglab.errors import DataError, FitError
+from scalinglab.errors import FitError
 
 EXIT_UNSUPPORTED = 1       # the fit ran, but some intervals are not supported by the data
 
@@ -135,10 +135,10 @@ def _flops_per_token(spec: str | None):
 
 
 def _write_json(path: str, obj) -> None:
-    try:
-        Path(path).write_text(json.dumps(obj, indent=2) + "\n")
-    except OSError as exc:
-        raise DataError(f"cannot write {path}: {exc}") from None
+    from scalinglab.safe_io import write_text_atomic
+
+    out = Path(path)  # replaced atomically: a link planted at the path is replaced, not followed
+    write_text_atomic(out.parent, out.name, json.dumps(obj, indent=2) + "\n")
 
 
 def run_fit(args) -> int:
