@@ -67,6 +67,11 @@ def read_store_runs(path: str | Path) -> pd.DataFrame:
         except (sqlite3.Error, pd.errors.DatabaseError):
             member = None
     except (sqlite3.Error, pd.errors.DatabaseError) as exc:
+        low = str(exc).lower()
+        if any(w in low for w in ("malformed", "corrupt", "not a database", "disk i/o")):
+            from scalinglab.store import explain_sqlite_error
+
+            raise DataError(explain_sqlite_error(path, exc)) from None
         raise DataError(f"{path} is not a scalinglab run store (no usable 'runs' table: {exc}); "
                         "pass a CSV or Parquet file, or a database written by scalinglab") from None
     finally:
