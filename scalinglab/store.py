@@ -227,6 +227,16 @@ class RunStore:
         self.close()
 
     # -- studies and runs ---------------------------------------------------
+    def _register_study(self, name: str, family: str, info: dict | None, now: float) -> None:
+        """Create study ``name`` if new (inside the caller's transaction); refuse one of another family."""
+        row = self.conn.execute("SELECT family FROM studies WHERE name = ?", (name,)).fetchone()
+        if row is not None and row["family"] != family:
+            raise StoreError(f"study {name!r} in {self.path} holds {row['family']} runs, not "
+                             f"{family}; choose another study name")
+        self.conn.execute(
+            "INSERT INTO studies (name, family, info, created) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(name) DO NOTHING", (name, family, json.dumps(info or {}), now))
+
     def add_study(self, name: str, family: str, configs: Iterable[dict],
                   costs: Iterable[float] | None = None, info: dict | None = None) -> list[str]:
         """Register a study and its runs (idempotent); returns the run keys in order."""
@@ -236,13 +246,7 @@ class RunStore:
         now = time.time()
         keys = [run_key(family, c) for c in configs]
         with self._transaction():
-            row = self.conn.execute("SELECT family FROM studies WHERE name = ?", (name,)).fetchone()
-            if row is not None and row["family"] != family:
-                raise StoreError(f"study {name!r} in {self.path} holds {row['family']} runs, not "
-                                 f"{family}; choose another study name")
-            self.conn.execute(
-                "INSERT INTO studies (name, family, info, created) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(name) DO NOTHING", (name, family, json.dumps(info or {}), now))
+            self._register_study(name, family, info, now)
             for key, config, cost in zip(keys, configs, costs):
                 self.conn.execute(
                     "INSERT INTO runs (key, family, config, cost_flops, created) VALUES (?, ?, ?, ?, ?) "
@@ -418,13 +422,7 @@ class RunStore:
         """
         runs, now, added = list(runs), time.time(), []
         with self._transaction():
-            row = self.conn.execute("SELECT family FROM studies WHERE name = ?", (name,)).fetchone()
-            if row is not None and row["family"] != family:
-                raise StoreError(f"study {name!r} in {self.path} holds {row['family']} runs, not "
-                                 f"{family}; choose another study name")
-            self.conn.execute(
-                "INSERT INTO studies (name, family, info, created) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(name) DO NOTHING", (name, family, json.dumps(info or {}), now))
+            self._register_study(name, family, info, now)
             for config, result in runs:
                 key = run_key(family, config)
                 status = "diverged" if _not_finite(result.get("val_loss")) else "complete"
