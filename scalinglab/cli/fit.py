@@ -108,6 +108,9 @@ def register(sub, study_sub) -> None:
                    help="published law name (see below) or a fit saved by `scalinglab fit --save`")
     a.add_argument("--inference-tokens", type=float, metavar="T",
                    help="tokens to be served over the model's life: inference-aware optimum")
+    a.add_argument("--unique-tokens", type=float, metavar="U",
+                   help="unique training tokens available (data-constrained laws: muennighoff2023 or a saved "
+                        "data-constrained fit); past a few epochs the budget goes into parameters")
     a.add_argument("--json", action="store_true", help="print JSON")
     a.set_defaults(func=run_allocate)
 
@@ -304,12 +307,16 @@ def _groups_text(args, out: dict) -> str:
 # ------------------------------------------------------------------ allocate
 
 def run_allocate(args) -> int:
-    from scalinglab.fit.allocate import allocate_with_intervals, inference_optimal, load_law
+    from scalinglab.fit.allocate import allocate_with_intervals, inference_optimal, load_law, with_unique_tokens
     from scalinglab.fit.result import clean
 
     name, law, result = load_law(args.law, with_result=True)
-    alloc, intervals = allocate_with_intervals(law, args.flops, result, name=name)
+    alloc, intervals = allocate_with_intervals(law, args.flops, result, name=name, unique_tokens=args.unique_tokens)
+    law = with_unique_tokens(law, args.unique_tokens)
     out = alloc.to_dict()
+    if args.unique_tokens is not None:
+        out["unique_tokens"] = args.unique_tokens
+        out["epochs"] = alloc.D_opt / args.unique_tokens
     if intervals:
         out["intervals"] = intervals
     inf = None
@@ -327,6 +334,8 @@ def run_allocate(args) -> int:
     loss = f", predicted loss {alloc.loss:.4f}{ci('loss')}" if alloc.loss is not None else ""
     print(f"{name} at C = {alloc.flops:.4g} FLOPs: N_opt = {alloc.N_opt:.4g}{ci('N_opt')} params, "
           f"D_opt = {alloc.D_opt:.4g}{ci('D_opt')} tokens ({alloc.tokens_per_param:.3g} tokens/param){loss}")
+    if args.unique_tokens is not None:
+        print(f"  with {args.unique_tokens:.4g} unique tokens: {out['epochs']:.3g} epochs of the unique data")
     if intervals:
         level = next(iter(intervals.values()))["level"]
         print(f"  {int(round(100 * level))}% intervals from the fit's {next(iter(intervals.values()))['n_resamples']} "

@@ -1,4 +1,4 @@
-"""CLI: ``study lm`` (the language-model scaling study) and ``noise-scale`` (B_simple on MNIST)."""
+"""CLI: ``study lm`` (the language-model scaling study), ``study lm-transfer`` and ``noise-scale`` (B_simple on MNIST)."""
 
 from __future__ import annotations
 
@@ -24,11 +24,31 @@ def register(sub, study_sub) -> None:
     st.add_argument("--vocab-size", type=int, help="BPE vocabulary size (default: the preset's, 512)")
     st.add_argument("--precision", choices=("fp32", "bf16"),
                     help="override autocast (default: bf16 where the CPU has native bf16, else fp32)")
+    st.add_argument("--schedule", choices=("cosine", "wsd"), default="cosine",
+                    help="cosine: one schedule per run (default); wsd: per size one constant-LR trunk and a "
+                         "cooldown branched from its checkpoint per budget (Hägele et al. 2024)")
+    st.add_argument("--cooldown", type=float, default=0.2,
+                    help="wsd: share of each run's steps spent cooling down (default: 0.2)")
+    st.add_argument("--cooldown-shape", choices=("1-sqrt", "linear"), default="1-sqrt",
+                    help="wsd: shape of the cooldown (default: 1-sqrt)")
     add_run_options(st)
     from scalinglab.cli.plan import add_adaptive_options
 
     add_adaptive_options(st)
     st.set_defaults(func=cmd_study_lm)
+
+    tr = study_sub.add_parser(
+        "lm-transfer", help="transfer from Shakespeare to Python code: effective data transferred D_T",
+        description="Pre-train the preset's transformers on Shakespeare, fine-tune them on the Python standard "
+                    "library's training files at several D_F and train the same sizes on code from scratch, in one "
+                    "study; then fit D_T = k D_F^alpha N^beta (Hernandez et al. 2021) with bootstrap intervals. "
+                    "Writes analysis.json, transfer.json and the report. Re-running resumes.")
+    tr.add_argument("--preset", default="quick", help="smoke | quick (default: quick)")
+    tr.add_argument("--out", help="folder for analysis.json, transfer.json and the report "
+                                  "(default: study-lm-transfer-<preset>)")
+    tr.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    add_run_options(tr)
+    tr.set_defaults(func=cmd_study_lm_transfer)
 
     ns = sub.add_parser("noise-scale", help="measure the gradient noise scale B_simple along a training run",
                         description="Train an MNIST CNN for the given epochs, splitting each batch into "
@@ -53,6 +73,10 @@ def cmd_study_lm(args) -> int:
                       ("precision", "precision")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
+    if args.schedule != "wsd" and (args.cooldown != 0.2 or args.cooldown_shape != "1-sqrt"):
+        raise ConfigError("--cooldown and --cooldown-shape shape WSD cooldowns; add --schedule wsd")
+    if args.adaptive and args.schedule == "wsd":
+        raise ConfigError("--adaptive picks single runs; it does not combine with --schedule wsd (drop one)")
     if args.adaptive:  # the preset's runs are the candidates; a 3 x 3 seed design at their corners
         from scalinglab.cli.plan import cmd_adaptive_family
         from scalinglab.families.lm.study import lm_study_design
@@ -60,7 +84,17 @@ def cmd_study_lm(args) -> int:
         name, design = lm_study_design(args.preset, overrides)
         return cmd_adaptive_family(args, "lm", design, f"lm-{args.preset}-adaptive")
     result = run_lm_study(args.preset, out=args.out, overrides=overrides, report=not args.no_report,
+                          schedule=args.schedule, cooldown=args.cooldown, cooldown_shape=args.cooldown_shape,
                           **run_kwargs(args))
+    print(result.describe())
+    return result.exit_code
+
+
+def cmd_study_lm_transfer(args) -> int:
+    from scalinglab.cli.study import run_kwargs
+    from scalinglab.families.lm.transfer import run_transfer_study
+
+    result = run_transfer_study(args.preset, out=args.out, report=not args.no_report, **run_kwargs(args))
     print(result.describe())
     return result.exit_code
 

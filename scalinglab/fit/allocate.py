@@ -272,11 +272,13 @@ def law_from_dict(d: dict[str, Any]) -> Any:
             rule.update(loss_E=_saved_number(params, "E", where_p), loss_A=_saved_number(params, "A", where_p),
                         loss_alpha=_saved_number(params, "alpha", where_p))
         return AllocationRule(**rule)
+    if kind == "data-constrained":
+        return DataConstrainedLaw(**{k: _saved_number(params, k, where_p) for k in laws.DATA_CONSTRAINED_PARAMS})
     if kind == "power":
         raise FitError("a one-variable power law cannot split compute between N and D; "
                        "fit --law chinchilla or kaplan and save that")
     raise FitError(f"unknown law {str(kind)[:40]!r} in the saved fit; expected chinchilla, kaplan, frontier, "
-                   "approach1 or isoflop")
+                   "approach1, isoflop or data-constrained")
 
 
 def _reject_constant(name: str):
@@ -317,8 +319,23 @@ def load_law(spec: str, *, with_result: bool = False):
     raise FitError(f"unknown law {spec!r}: use one of {names}, or a fit saved with `scalinglab fit --save FILE.json`")
 
 
-def allocate_with_intervals(law: Any, flops: float, saved: dict | None, *, name: str = "law"):
-    """:func:`compute_optimal`, and percentile intervals from a saved fit's bootstrap draws (``{}`` without)."""
+def with_unique_tokens(law: Any, unique_tokens: float | None) -> Any:
+    """``law`` limited to ``unique_tokens`` of unique data (None: ``law`` as it is); only data-constrained laws."""
+    if unique_tokens is None:
+        return law
+    if not isinstance(law, DataConstrainedLaw):
+        raise FitError("--unique-tokens needs a data-constrained law (muennighoff2023, or a fit saved with "
+                       "`scalinglab fit --law data-constrained --save`); this law has no notion of repeated data")
+    return law.with_unique_tokens(unique_tokens)
+
+
+def allocate_with_intervals(law: Any, flops: float, saved: dict | None, *, name: str = "law",
+                            unique_tokens: float | None = None):
+    """:func:`compute_optimal`, and percentile intervals from a saved fit's bootstrap draws (``{}`` without).
+
+    ``unique_tokens``: the unique data there is (a data-constrained law only), for the estimate and every draw.
+    """
+    law = with_unique_tokens(law, unique_tokens)
     alloc = compute_optimal(law, flops, name=name)
     draws = (saved or {}).get("samples") if isinstance(saved, dict) else None
     if not isinstance(draws, dict) or not draws.get("rows"):
@@ -335,9 +352,9 @@ def allocate_with_intervals(law: Any, flops: float, saved: dict | None, *, name:
         params = {k: v for k, v in rec.items() if k != "converged"}
         try:
             with np.errstate(all="ignore"):
-                one = compute_optimal(law_from_dict({**saved, "params": {**saved["params"], **params},
-                                                     "derived": {**saved["derived"], **_derived_exponents(params)}}),
-                                      flops)
+                drawn = law_from_dict({**saved, "params": {**saved["params"], **params},
+                                       "derived": {**saved["derived"], **_derived_exponents(params)}})
+                one = compute_optimal(with_unique_tokens(drawn, unique_tokens), flops)
         except (FitError, ZeroDivisionError, OverflowError, ValueError):
             continue
         for k in values:

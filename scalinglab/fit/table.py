@@ -33,6 +33,7 @@ ALIASES = {
     "D": ("D", "tokens", "Training Tokens", "train_tokens", "examples", "n_tokens"),
     "C": ("C", "flops", "Training FLOP", "training_flops", "compute"),
     "loss": ("loss", "val_loss", "final_loss", "eval_loss", "test_loss"),
+    "U": ("U", "unique_tokens", "U_D", "unique"),  # unique training tokens (the data-constrained law)
     "seed": ("seed",),
     "run": ("run", "run_id", "id", "name", "key"),
 }
@@ -282,6 +283,12 @@ def load_runs_selection(
         out["C"] = fpt * out["D"]
         source_of["C"] = source_of.get("N", ()) + source_of["D"]
         derived["C"] = f"({fpt_text}) D"
+    if "U" in require and "U" not in raw.columns:  # the data-constrained law's unique tokens, under an alias
+        u_col = _pick(raw, "U", None, "")
+        if u_col is not None:
+            out["U"] = _numeric(raw, u_col, "U")
+            source_of["U"] = (u_col,)
+            columns["U"] = str(u_col)
     seed_col = _pick(raw, "seed", seed, "--seed")
     if seed_col is not None:
         out["seed"] = raw[seed_col].to_numpy()
@@ -317,7 +324,8 @@ def load_runs_selection(
         if key not in out:
             wanted = {"N": "parameter counts (--n COLUMN, or give D and C)",
                       "D": "tokens (--d COLUMN, or give N and C)",
-                      "C": "training FLOPs (--c COLUMN, or give N and D)", "loss": "losses (--loss COLUMN)"}
+                      "C": "training FLOPs (--c COLUMN, or give N and D)", "loss": "losses (--loss COLUMN)",
+                      "U": "unique training tokens (a column U or unique_tokens)"}
             cols = ", ".join(map(str, raw.columns))
             raise DataError(f"no column for {key}: this fit needs {wanted.get(key, key)}; columns are: {cols}")
         for col in source_of.get(key, ()):             # name the file's column, not the derived one

@@ -687,7 +687,9 @@ class CurvesFigure:
 
 def setting_runs(loaded, row, keys) -> pd.DataFrame:
     """The complete runs behind one seed-mean setting (its setting keys and tuned values)."""
-    runs = loaded.runs[loaded.runs["status"] == "complete"]
+    runs = getattr(loaded, "point_runs", None)
+    runs = loaded.runs if runs is None else runs
+    runs = runs[runs["status"] == "complete"]
     return runs_of_setting(runs, row, (*keys, *loaded.design.get("tuned_keys", ())))
 
 

@@ -17,7 +17,11 @@ no variants) the seed-mean points get, through
   own D at the minimum (Approach 2);
 * ``chinchilla``: L(N, D) = E + A/N^alpha + B/D^beta (Approach 3), with a
   back-test that refits on the cheaper settings and predicts the rest;
-* ``error_rate``: the frontier law of 1 - accuracy, where the task has one.
+* ``error_rate``: the frontier law of 1 - accuracy, where the task has one;
+* ``data_constrained``: where some run repeats its data (D above its unique
+  tokens U, a points column ``U`` or ``unique_tokens``), the law of
+  Muennighoff et al. (2023) with the Chinchilla fit's back-test split, so both
+  laws' held-out errors stand side by side.
 
 and, to say how far to trust an extrapolation (issue 13):
 
@@ -62,7 +66,8 @@ from scalinglab.errors import ConfigError, DataError, FitError
 MIN_CHINCHILLA_POINTS = 8  # a 5-parameter law on fewer settings says nothing
 BACKTEST_HOLDOUT = 0.2  # share of the costliest settings the back-test predicts
 ERROR_COLUMN = "error_rate"  # 1 - accuracy, written into the points so `scalinglab fit --loss` finds it
-FIT_NAMES = ("frontier", "approach1", "isoflop", "chinchilla", "error_rate", "selected")
+FIT_NAMES = ("frontier", "approach1", "isoflop", "chinchilla", "error_rate", "data_constrained", "selected")
+MIN_DATA_CONSTRAINED_POINTS = 10  # 7 parameters
 # Compute levels of the law-selection back-test: compare_laws's default is 10; 6 (3 rolling splits) keeps a
 # study's analysis to seconds per group, every law fitted 3 + 1 times (`scalinglab fit --law auto` uses 10).
 LAW_LEVELS = 6
@@ -168,6 +173,8 @@ class GroupAnalysis:
                 cmds.append(f"scalinglab fit {points_file} --law {fit.law}{x}{hold} {common}")
             elif name == "error_rate":
                 cmds.append(f"scalinglab fit {points_file} --law frontier --loss {ERROR_COLUMN} {common}")
+            elif name == "data_constrained":
+                cmds.append(f"scalinglab fit {points_file} --law data-constrained{hold} {common}")
             else:
                 cmds.append(f"scalinglab fit {points_file} --law {name} {common}")
         return cmds
@@ -197,6 +204,7 @@ class StudyAnalysis:
     created: float = field(default_factory=time.time)
     variants: Any = None  # scalinglab.fit.variants.VariantComparison of the joint fit over the variant key
     variants_notes: tuple[str, ...] = ()  # its warnings, or why there is none
+    cost: dict = field(default_factory=dict)  # flops_spent (every run once), flops_equivalent (the points' runs)
 
     def group(self, **variant) -> GroupAnalysis:
         """The group with these variant values, e.g. ``group(dropout=0.2)``."""
@@ -213,7 +221,7 @@ class StudyAnalysis:
                       "setting_keys": list(self.setting_keys), "tuned": self.tuned,
                       "groups": [g.to_dict() for g in self.groups],
                       "variants": None if self.variants is None else self.variants.to_dict(),
-                      "variants_notes": list(self.variants_notes)})
+                      "variants_notes": list(self.variants_notes), "cost": self.cost})
 
     def summary(self, extra_findings: list[str] | tuple[str, ...] = ()) -> "Summary":
         return describe_analysis(self, extra_findings)
@@ -279,11 +287,38 @@ def analyse_group(points: pd.DataFrame, variant: dict, *, n_resamples: int = 200
             _fit("error_rate", points.assign(loss=points[ERROR_COLUMN]), "frontier", fits, skipped, **common)
         else:
             skipped["error_rate"] = "some setting has accuracy 1, so the error rate has no power law in log space"
+    _fit_data_constrained(points, fits, skipped, holdout, common)
     holdout = holdout if "chinchilla" in fits else None
     g = GroupAnalysis(variant=variant, points=points, fits=fits, skipped=skipped, holdout_above=holdout,
                       at_flops=cmax)
     _trust(g, common, runs, run_keys, chinchilla_starts)
     return g
+
+
+def unique_column(points: pd.DataFrame) -> str | None:
+    """The points' unique-tokens column (a name ``fit_law`` reads as U), or None."""
+    from scalinglab.fit.table import ALIASES
+
+    return next((c for c in ALIASES["U"] if c in points), None)
+
+
+def repeats_data(points: pd.DataFrame) -> bool:
+    """True when some setting trained on more tokens than it had unique ones (more than one epoch)."""
+    u = unique_column(points)
+    return u is not None and bool((points["D"] > points[u] * (1 + 1e-6)).any())
+
+
+def _fit_data_constrained(points, fits, skipped, holdout, common) -> None:
+    """The data-constrained law beside Chinchilla, on the same back-test split, where some run repeats data."""
+    if not repeats_data(points):
+        return
+    if len(points) < MIN_DATA_CONSTRAINED_POINTS:
+        skipped["data_constrained"] = (f"only {len(points)} settings; the 7-parameter data-constrained law needs "
+                                       f"at least {MIN_DATA_CONSTRAINED_POINTS}")
+        return
+    if holdout is None:
+        holdout = backtest_split(points["C"])
+    _fit("data_constrained", points, "data-constrained", fits, skipped, holdout_above=holdout, **common)
 
 
 def law_of_choice(name: str) -> tuple[str, str | None]:
@@ -393,7 +428,9 @@ def analyse_study(loaded, *, n_resamples: int = 200, level: float = 0.95, chinch
         raise ConfigError(f"interval level must be in (0, 1), got {level}")
     points, keys = loaded.points, list(loaded.variant_keys)
     runs = loaded.runs
-    done = runs[runs["status"] == "complete"]
+    used = getattr(loaded, "point_runs", None)
+    used = runs if used is None else used
+    done = used[used["status"] == "complete"]
     tuned_keys = tuple(loaded.design.get("tuned_keys", ()))
     seed_key = loaded.design.get("seed_key", "seed")
     settings_of = list(loaded.setting_keys) or setting_keys(done, seed_key=seed_key, tuned=tuned_keys)
@@ -406,8 +443,11 @@ def analyse_study(loaded, *, n_resamples: int = 200, level: float = 0.95, chinch
         groups.append(analyse_group(part, variant, n_resamples=n_resamples, level=level,
                                     chinchilla_starts=chinchilla_starts, random_state=random_state,
                                     runs=done, run_keys=(*settings_of, *tuned_keys)))
-    comparison, notes = compare_study_variants(points, keys, groups, n_resamples=n_resamples, level=level,
-                                               random_state=random_state)
+    if loaded.design.get("compare_variants", True):
+        comparison, notes = compare_study_variants(points, keys, groups, n_resamples=n_resamples, level=level,
+                                                   random_state=random_state)
+    else:  # e.g. two corpora: their losses are on different scales, so no joint fit
+        comparison, notes = None, [f"the {', '.join(keys)} groups are different tasks; each is fitted on its own"]
     return StudyAnalysis(
         study=loaded.name, family=loaded.family, info=loaded.info,
         settings={"n_resamples": n_resamples, "level": level, "chinchilla_starts": chinchilla_starts,
@@ -415,7 +455,8 @@ def analyse_study(loaded, *, n_resamples: int = 200, level: float = 0.95, chinch
                   "seeds": int(done[seed_key].nunique()) if seed_key in done else 1},
         groups=groups, status={str(k): int(v) for k, v in runs["status"].value_counts().items()},
         setting_keys=tuple(settings_of), tuned={k: v for k, v in tuned.items() if v > 1},
-        variants=comparison, variants_notes=tuple(notes))
+        variants=comparison, variants_notes=tuple(notes),
+        cost=dict(loaded.cost) if hasattr(loaded, "cost") else {})
 
 
 COMPUTE_MULTIPLIER_LAWS = ("power_C", "chinchilla", "kaplan")  # candidate laws whose variant multiplier is in compute
@@ -458,6 +499,8 @@ ALLOCATION_CAPTION = ("Compute-optimal allocation (Approach 1 fits; loss from th
 LAW_CAPTION = ("Law selection: mean error of each law over the rolling back-test splits (fit on the k smallest "
                "compute levels, predict the larger ones); in-sample error is shown, never used to choose")
 ALLOCATION_23_CAPTION = "Approach 2 (IsoFLOP minima) beside Approach 3 (Chinchilla law) at the costliest budget"
+BACKTEST_CAPTION = ("Repeated data: the Chinchilla law and the data-constrained law (Muennighoff et al. 2023) "
+                    "refitted on the cheaper settings, predicting the same costliest ones")
 
 
 @dataclass(frozen=True)
@@ -563,6 +606,9 @@ def _group_findings(a: StudyAnalysis, g: GroupAnalysis, level: float) -> tuple[s
                              "assumes C ∝ N·D.")
     else:
         uncertain.append(f"{tag}no Chinchilla fit ({g.skipped.get('chinchilla')}).")
+    dc_text, dc_unsure = _data_constrained_findings(g, tag)
+    parts += dc_text
+    uncertain += dc_unsure
     trust, unsure = _trust_findings(g, level, tag)
     parts += trust
     uncertain += unsure
@@ -572,7 +618,47 @@ def _group_findings(a: StudyAnalysis, g: GroupAnalysis, level: float) -> tuple[s
     return " ".join(parts), uncertain
 
 
-def _pct(x: float) -> str:
+def _data_constrained_findings(g: GroupAnalysis, tag: str) -> tuple[list[str], list[str]]:
+    """Sentences on the data-constrained fit beside Chinchilla's, where the runs repeat data."""
+    if not repeats_data(g.points):
+        return [], []
+    u = unique_column(g.points)
+    epochs = float((g.points["D"] / g.points[u]).max())
+    dc, ch = g.fits.get("data_constrained"), g.fits.get("chinchilla")
+    if dc is None:
+        return [], [f"{tag}the runs repeat data (up to {epochs:.1f} epochs) but the data-constrained law was not "
+                    f"fitted ({g.skipped.get('data_constrained')})."]
+    p = dc.params
+    parts = [f"The runs repeat data (up to {epochs:.1f} epochs), so the data-constrained law of Muennighoff et al. "
+             f"(2023) is fitted beside it: R*_D = {fmt_num(p['R_D_star'])} "
+             f"(repetitions after which repeated data is worth 1 − 1/e of fresh data), R*_N = "
+             f"{fmt_num(p['R_N_star'])}, α = {p['alpha']:.3f}, β = {p['beta']:.3f}."]
+    if dc.backtest and ch is not None and ch.backtest:
+        e_dc, e_ch = dc.backtest["mean_abs_rel_error"], ch.backtest["mean_abs_rel_error"]
+        better = "data-constrained" if e_dc < e_ch else "Chinchilla"
+        parts.append(f"On the {dc.backtest['n_test']} costliest settings held out (the same split) it misses by "
+                     f"{_pct(e_dc)} on average against {_pct(e_ch)} for the Chinchilla law; the {better} law "
+                     "extrapolates better here.")
+    return parts, []
+
+
+def backtest_rows(a: StudyAnalysis) -> tuple[tuple[str, ...], ...]:
+    """Chinchilla and the data-constrained law on the same held-out settings, where both were fitted."""
+    rows = []
+    for g in a.groups:
+        if "data_constrained" not in g.fits:
+            continue
+        for name, label in (("chinchilla", "Chinchilla"), ("data_constrained", "data-constrained")):
+            f = g.fits.get(name)
+            if f is None:
+                continue
+            bt = f.backtest or {}
+            rows.append((g.label, label, str(len(f.params)), str(bt.get("n_test", "—")),
+                         _pct(bt.get("mean_abs_rel_error")), _pct(bt.get("max_abs_rel_error"))))
+    return tuple(rows)
+
+
+def _pct(x: float | None) -> str:
     return f"{100 * x:.1f}%" if x is not None and np.isfinite(x) else "—"
 
 
@@ -747,6 +833,15 @@ def describe_analysis(a: StudyAnalysis, extra_findings: list[str] | tuple[str, .
                                 f"{hit['new_run_lo'].iloc[0]:.4f} to {hit['new_run_hi'].iloc[0]:.4f}"))
             rows.append((g.label, f"{fmt_num(c)} ({where})", fmt_num(n_opt), fmt_num(d_opt) + beyond, f"{loss:.4f}",
                          mean_iv, new_iv))
+    cost = a.cost or {}
+    spent, equivalent = cost.get("flops_spent"), cost.get("flops_equivalent")
+    if spent and equivalent and spent < 0.99 * equivalent:  # e.g. cooldowns branched from shared trunks
+        findings.append(f"Training cost: the runs spent {fmt_num(spent)} FLOPs in all, each run counted once; the "
+                        f"runs behind the points, trained one by one, would have cost {fmt_num(equivalent)} "
+                        f"({100 * spent / equivalent:.1f}% of that).")
+    elif spent and equivalent and spent > 1.01 * equivalent:  # runs that are no points (e.g. fine-tunes)
+        findings.append(f"Training cost: the runs spent {fmt_num(spent)} FLOPs in all, {fmt_num(equivalent)} of "
+                        "them on the runs behind the points.")
     seeds = a.settings["seeds"]
     if seeds < 3:
         uncertain.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per setting: the run-to-run noise is itself "
@@ -770,6 +865,8 @@ def describe_analysis(a: StudyAnalysis, extra_findings: list[str] | tuple[str, .
                    tables=tuple(t for t in (
                        (LAW_CAPTION, ("group", "law", "params", "splits", "RMS log error", "mean |error|",
                                       "in-sample RMS log"), law_selection_rows(a)),
-                       (ALLOCATION_23_CAPTION, ("group", "method", "a", "N_opt", "D_opt"), approach23_rows(a)))
+                       (ALLOCATION_23_CAPTION, ("group", "method", "a", "N_opt", "D_opt"), approach23_rows(a)),
+                       (BACKTEST_CAPTION, ("group", "law", "params", "held out", "mean |error|", "max |error|"),
+                        backtest_rows(a)))
                        if t[2]))
 

@@ -3,7 +3,10 @@
 A design is family-agnostic: a list of flat run configs (what the sweep
 engine stores), which config keys are variants to compare (MNIST: dropout),
 which are tuned per setting (MNIST: lr), the seed key and the defaults of keys
-a config may omit. Families give their own designs (MNIST grids, LM IsoFLOP
+a config may omit. A design may come in ordered *phases* (lists of configs):
+the sweep finishes each phase before it starts the next, all into one study,
+for runs that start from what earlier runs saved (a WSD study's cooldowns
+branch from its trunks' checkpoints). Families give their own designs (MNIST grids, LM IsoFLOP
 presets); a user's family gets one from a TOML file (``read_design_file``).
 """
 
@@ -30,8 +33,18 @@ class Design:
     seed_key: str = "seed"
     defaults: dict = field(default_factory=dict)
     description: dict = field(default_factory=dict)  # the grid or preset as the user gave it
+    phases: list[list[dict]] = field(default_factory=list)  # ordered parts of configs; empty: one phase
+    compare_variants: bool = True  # False: the variants are different tasks, analysed apart but never jointly
 
     def __post_init__(self):
+        if self.phases:
+            if any(not p for p in self.phases):
+                raise ConfigError("design: every phase needs at least one run")
+            joined = [c for p in self.phases for c in p]
+            if not self.configs:
+                self.configs = joined
+            elif sorted(map(_canonical, self.configs)) != sorted(map(_canonical, joined)):
+                raise ConfigError("design: the phases must hold exactly the design's configs")
         if not self.configs:
             raise ConfigError("the design has no runs: give at least one value per grid key and one seed")
         keys = set().union(*self.configs) | set(self.defaults)
@@ -45,16 +58,33 @@ class Design:
         text = json.dumps(sorted(json.dumps(c, sort_keys=True) for c in self.configs))
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
+    def sweep_phases(self) -> list[list[dict]]:
+        """The configs in the order the sweep runs them: each phase finishes before the next starts."""
+        return [list(p) for p in self.phases] or [list(self.configs)]
+
     def info(self) -> dict:
         """What the study records about its design (read back by ``load_study``)."""
-        return {"design": {"variant_keys": list(self.variant_keys), "tuned_keys": list(self.tuned_keys),
-                           "seed_key": self.seed_key, "defaults": self.defaults},
-                "grid": self.description}
+        design = {"variant_keys": list(self.variant_keys), "tuned_keys": list(self.tuned_keys),
+                  "seed_key": self.seed_key, "defaults": self.defaults}
+        if self.phases:
+            design["phases"] = [len(p) for p in self.phases]
+        if not self.compare_variants:
+            design["compare_variants"] = False
+        return {"design": design, "grid": self.description}
 
 
-def family_design(family: Any, configs: list[dict], *, description: dict | None = None, **keys) -> Design:
-    """A design whose variant, tuned and seed keys and defaults come from the family's declarations."""
+def _canonical(config: dict) -> str:
+    return json.dumps(config, sort_keys=True)
+
+
+def family_design(family: Any, configs: list[dict], *, description: dict | None = None,
+                  phases: list[list[dict]] | None = None, **keys) -> Design:
+    """A design whose variant, tuned and seed keys and defaults come from the family's declarations.
+
+    ``phases``: the configs in ordered parts (``configs`` may then be empty), see :class:`Design`.
+    """
     defaults = family.config_defaults() if hasattr(family, "config_defaults") else {}
+    configs = list(configs) or [c for p in (phases or []) for c in p]
     present = set().union(*configs) | set(defaults)
 
     def declared(kind: str) -> tuple[str, ...]:
@@ -65,7 +95,7 @@ def family_design(family: Any, configs: list[dict], *, description: dict | None 
 
     return Design(configs=configs, variant_keys=declared("variant_keys"), tuned_keys=declared("tuned_keys"),
                   seed_key=keys.get("seed_key", getattr(family, "seed_key", "seed")),
-                  defaults=dict(defaults), description=description or {})
+                  defaults=dict(defaults), description=description or {}, phases=[list(p) for p in phases or []])
 
 
 def grid_configs(grid: dict[str, list], *, fixed: dict | None = None, seeds=(0,), seed_key: str = "seed") -> list[dict]:

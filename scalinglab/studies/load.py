@@ -1,4 +1,11 @@
-"""Reading one study back from a run database: its runs, its design and its points."""
+"""Reading one study back from a run database: its runs, its design and its points.
+
+A family may define ``point_runs(runs) -> runs``: the runs a study's scaling
+points are made of, in the form the points need. The LM family's drops WSD
+trunks and fine-tunes and gives a branched cooldown the compute of the
+one-piece run it stands for. ``LoadedStudy.runs`` stays every run as stored
+(what the study cost); ``point_runs`` and ``points`` are what the fits read.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +31,18 @@ class LoadedStudy:
     points: pd.DataFrame  # seed means of the complete runs (see study_points)
     design: dict = field(default_factory=dict)  # variant_keys, tuned_keys, seed_key
     setting_keys: tuple[str, ...] = ()  # config keys that define a setting (all but seed and tuned keys)
+    point_runs: pd.DataFrame | None = None  # the runs behind the points (the family's point_runs); None: runs
+
+    def __post_init__(self):
+        if self.point_runs is None:
+            self.point_runs = self.runs
+
+    @property
+    def cost(self) -> dict[str, float]:
+        """FLOPs the finished runs spent, and what the points' runs would have cost trained one by one."""
+        done = lambda r: r[r["status"].isin(("complete", "diverged"))]  # noqa: E731
+        return {"flops_spent": float(done(self.runs)["flops"].fillna(0).sum()),
+                "flops_equivalent": float(done(self.point_runs)["flops"].fillna(0).sum())}
 
     @property
     def variant_keys(self) -> tuple[str, ...]:
@@ -77,16 +96,27 @@ def resolve_study(db: str | Path, study: str | None = None, family: str | None =
     return str(row["name"]), str(row["family"])
 
 
+def study_family(family_name: str, info: dict) -> Any:
+    """The study's family object (its recorded spec, else the registered name), or None if not importable."""
+    try:
+        from scalinglab.sweep.family import get_family
+
+        return get_family(info.get("family_spec") or family_name)
+    except (ConfigError, ImportError, AttributeError):
+        return None
+
+
+def point_runs(family: Any, runs: pd.DataFrame) -> pd.DataFrame:
+    """The family's ``point_runs(runs)`` where it has one, else ``runs``."""
+    hook = getattr(family, "point_runs", None)
+    return runs if hook is None else hook(runs)
+
+
 def family_design(family_name: str, info: dict) -> dict[str, Any]:
     """The study's design keys: as recorded by the study, else the family's declared defaults."""
     design = dict(info.get("design") or {})
     if not design:
-        try:
-            from scalinglab.sweep.family import get_family
-
-            fam = get_family(info.get("family_spec") or family_name)
-        except (ConfigError, ImportError, AttributeError):
-            fam = None
+        fam = study_family(family_name, info)
         design = {"variant_keys": list(getattr(fam, "variant_keys", ())),
                   "tuned_keys": list(getattr(fam, "tuned_keys", ())),
                   "seed_key": getattr(fam, "seed_key", "seed"),
@@ -107,16 +137,17 @@ def load_study(db: str | Path, study: str | None = None, *, family: str | None =
     if runs.empty or not (runs["status"] == "complete").any():
         raise ConfigError(f"study {name!r} has no complete runs yet; finish (or resume) its sweep first")
     design = family_design(fam, info)
-    points = study_points(runs, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
-                          defaults=design.get("defaults", {}), config_keys=config_keys)
     from scalinglab.studies.points import fill_defaults, setting_keys
 
     runs = fill_defaults(runs, design.get("defaults", {}))
-    done = runs[runs["status"] == "complete"]
+    used = point_runs(study_family(fam, info), runs)
+    points = study_points(used, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
+                          defaults=design.get("defaults", {}), config_keys=config_keys)
+    done = used[used["status"] == "complete"]
     keys = setting_keys(done, seed_key=design.get("seed_key", "seed"), tuned=tuple(design.get("tuned_keys", ())),
                         config_keys=[*config_keys, *design.get("defaults", {})])
     return LoadedStudy(name=name, family=fam, info=info, runs=runs, points=points, design=design,
-                       setting_keys=tuple(keys))
+                       setting_keys=tuple(keys), point_runs=used)
 
 
 EXPORT_FIRST = ["study", "family", "key", "status", "params", "flops", "examples", "val_loss", "val_acc", "wall_s",

@@ -34,6 +34,9 @@ from scalinglab.sweep.executors import MALLOC_ENV, Outcome, Task, WorkerState
 
 RAY_HINT = "--executor ray needs Ray: pip install 'scalinglab[ray]'"
 AUTH_MODE = "RAY_AUTH_MODE"  # "token": every RPC to the cluster must carry its token (Ray >= 2.52)
+# The driver's values of these go to every actor (a family's sweep_context may set them, e.g. the LM
+# family's checkpoint folder; on a cluster it must be a path every node sees).
+FORWARDED_ENV = ("SCALINGLAB_CHECKPOINT_DIR",)
 
 
 def _import_ray():
@@ -103,8 +106,7 @@ class RayExecutor:
         self.ready: list[Outcome] = []  # outcomes known without asking Ray
 
     def _new_actor(self):
-        # env_vars merge with the job's runtime env; the malloc settings match the local pool
-        return self.actor_class.options(runtime_env={"env_vars": MALLOC_ENV}).remote(1)
+        return self.actor_class.options(runtime_env=actor_runtime_env()).remote(1)
 
     def _data_ref(self, family_name: str, config: dict) -> tuple[Any, Any]:
         """(data key, object-store ref) of the run's data, loaded and put once per key."""
@@ -176,6 +178,16 @@ class RayExecutor:
         if self.owns_ray and self.ray.is_initialized():
             self.ray.shutdown()
             _set_auth_mode(self.saved_auth_mode)
+
+
+def actor_runtime_env() -> dict:
+    """Each actor's runtime env: the local pool's malloc settings and the driver's ``FORWARDED_ENV``.
+
+    Ray merges ``env_vars`` with the job's runtime env. Read when an actor
+    starts, so it carries what the sweep's context has set by then.
+    """
+    env = {**MALLOC_ENV, **{k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)}}
+    return {"env_vars": env}
 
 
 def _set_auth_mode(mode: str | None) -> None:

@@ -13,7 +13,9 @@ Designs. *IsoFLOP*: for each budget C, ``per_budget`` neighbouring sizes of
 the size ladder, centred on the one whose run would see
 ``centre_tokens_per_param`` tokens per parameter, each trained on
 D = C / (exact training FLOPs per token), so every run of a budget costs the
-same C. *Grid*: every size x every token budget.
+same C. *Grid*: every size x every token budget. Either design runs with a
+cosine schedule per run, or (``schedule="wsd"``) as cooldowns branched from
+one constant-LR trunk per size (Hägele et al. 2024), at about half the compute.
 """
 
 from __future__ import annotations
@@ -170,25 +172,47 @@ def study_name(preset: LMStudyPreset) -> str:
 # The study
 # ---------------------------------------------------------------------------
 
-def lm_study_design(preset: str = "quick", overrides: dict | None = None):
-    """(study name, design) of a preset: the name carries the design's hash, so a changed preset is a new study."""
+SCHEDULES = ("cosine", "wsd")
+
+
+def lm_study_design(preset: str = "quick", overrides: dict | None = None, *, schedule: str = "cosine",
+                    cooldown: float = 0.2, cooldown_shape: str = "1-sqrt"):
+    """(study name, design) of a preset: the name carries the design's hash, so a changed preset is a new study.
+
+    ``schedule="wsd"``: the same runs as WSD cooldowns branched from one
+    constant-LR trunk per size and seed (:func:`scalinglab.families.lm.wsd.wsd_isoflop_design`),
+    in two phases, trunks first; each branch cools down over its last
+    ``cooldown`` share of steps with ``cooldown_shape``.
+    """
     from scalinglab.families.lm.train import FAMILY as LM
     from scalinglab.studies.design import family_design
 
+    if schedule not in SCHEDULES:
+        raise ConfigError(f"schedule = {schedule!r} is invalid: must be one of {', '.join(SCHEDULES)}")
     pre = get_preset(preset, overrides)
     from scalinglab.data.text import text_files
 
     text_files(pre.run.get("corpus", "shakespeare"))  # a bad --corpus fails here, not in every run
     kind = "isoflop+grid" if pre.grid_tokens and pre.budgets else ("grid" if pre.grid_tokens else "isoflop")
-    return study_name(pre), family_design(LM, design(pre), description={"preset": pre.to_dict(), "design": kind})
+    description = {"preset": pre.to_dict(), "design": kind}
+    if schedule == "cosine":
+        return study_name(pre), family_design(LM, design(pre), description=description)
+    from scalinglab.families.lm.wsd import wsd_isoflop_design
+
+    wsd = wsd_isoflop_design(design(pre), cooldown=cooldown, shape=cooldown_shape)
+    description.update(schedule="wsd", cooldown=cooldown, cooldown_shape=cooldown_shape, trunks=len(wsd.trunks),
+                       branches=len(wsd.branches))
+    d = family_design(LM, [], phases=[wsd.trunks, wsd.branches], description=description)
+    return f"lm-{pre.name}-wsd-{d.digest()}", d
 
 
 def run_lm_study(preset: str = "quick", *, overrides: dict | None = None, out: str | Path | None = None,
-                 **options):
+                 schedule: str = "cosine", cooldown: float = 0.2, cooldown_shape: str = "1-sqrt", **options):
     """Sweep (resuming), analyse and report a preset; ``options`` as :func:`~scalinglab.studies.pipeline.run_study`."""
     from scalinglab.studies.pipeline import run_study
 
-    name, design_ = lm_study_design(preset, overrides)
+    name, design_ = lm_study_design(preset, overrides, schedule=schedule, cooldown=cooldown,
+                                    cooldown_shape=cooldown_shape)
     bootstrap = get_preset(preset).bootstrap
-    return run_study(FAMILY, design_, name=name, out=out or f"study-lm-{preset}",
-                     **{"n_resamples": bootstrap, **options})
+    default_out = f"study-lm-{preset}" + ("-wsd" if schedule == "wsd" else "")
+    return run_study(FAMILY, design_, name=name, out=out or default_out, **{"n_resamples": bootstrap, **options})

@@ -558,6 +558,33 @@ class LMFamily:
         return load_tokens(cfg.corpus, tokenizer=cfg.tokenizer, vocab_size=cfg.vocab_size,
                            val_fraction=cfg.val_fraction)
 
+    def sweep_context(self, db):
+        """The pipeline's hook around a sweep: WSD trunks, branches and pre-training checkpoints beside ``db``."""
+        from scalinglab.families.lm.wsd import checkpoints_beside
+
+        return checkpoints_beside(db)
+
+    def point_runs(self, runs):
+        """The runs a study's scaling points are made of (the pipeline's hook, :mod:`scalinglab.studies.load`).
+
+        A WSD trunk (constant LR to its last branch point) and a fine-tune
+        (which starts from another run's weights) are no points of a scaling
+        law: they are dropped. Every other run's C is the compute of the model
+        it ends with (``metrics["model_flops"]``): for a branched cooldown, the
+        one-piece run it stands for, trunk share included. The columns saying
+        where a run started (``parent``, ``branch_step``, ``init_from``,
+        ``init_step``) and ``checkpoint_steps`` are dropped, so the seeds of
+        one setting (whose trunks differ) average together.
+        """
+        metrics = [m if isinstance(m, dict) else {} for m in runs["metrics"]] if "metrics" in runs else []
+        keep = [m.get("role") not in ("trunk", "finetune") for m in metrics] if metrics else [True] * len(runs)
+        out = runs.copy()
+        if metrics:
+            model = [m.get("model_flops") for m in metrics]
+            out["flops"] = [f if f is not None else c for f, c in zip(model, out["flops"])]
+        lineage = ("parent", "branch_step", "init_from", "init_step", "checkpoint_steps")
+        return out[keep].drop(columns=[c for c in lineage if c in out])
+
     def report_extras(self, study, analysis) -> list:
         """The family's own report figures (:mod:`scalinglab.families.lm.report`)."""
         from scalinglab.families.lm.report import report_extras
