@@ -13,7 +13,8 @@ dominated by the second conv (w -> 2w channels), roughly double per step:
     linear 98w -> 10            (B, 10) logits
 
 Max-pool comes before ReLU: the two commute (both are monotone), and pooling
-first applies the ReLU to a quarter of the values.
+first applies the ReLU to a quarter of the values. Both run as one kernel
+each way (:mod:`scalinglab.families.mnist.pool`).
 
 Counts are exact: ``num_params`` matches ``sum(p.numel())`` and
 ``train_flops_per_example`` matches what ``torch.utils.flop_counter`` counts
@@ -28,6 +29,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from scalinglab.families.mnist.pool import pool_relu
 
 WIDTH_BASE = 4
 N_WIDTH_STEPS = 9  # the exercise's full ladder: 4, 6, 8, 11, 16, 23, 32, 45, 64
@@ -50,8 +53,8 @@ class MnistCNN(nn.Module):
         self.fc = nn.Linear(2 * width * 7 * 7, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.relu(max_pool_2x2(self.conv1(x)))  # (B, w, 14, 14)
-        x = torch.relu(max_pool_2x2(self.conv2(x)))  # (B, 2w, 7, 7)
+        x = pool_relu(self.conv1(x))  # relu(max_pool2d(., 2)): (B, w, 14, 14)
+        x = pool_relu(self.conv2(x))  # (B, 2w, 7, 7)
         # The classifier is fc(x.flatten(1)). Flattening in (h, w, c) order instead, with fc's
         # columns permuted to match, is the same function of the same parameters; for a
         # channels_last x it is a free view, and its gradient stays channels_last too (the
@@ -63,24 +66,6 @@ class MnistCNN(nn.Module):
     def layers(self) -> list[tuple[nn.Module, int]]:
         """(layer, fan_in) for every weight layer: the per-layer LR rule uses fan_in."""
         return [(self.conv1, 9), (self.conv2, 9 * self.width), (self.fc, 98 * self.width)]
-
-
-def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """2x2 max-pool, stride 2.
-
-    Without autograd (evaluation) it is the maximum of the four strided
-    corners of each window: the same values, without the argmax indices
-    ``max_pool2d`` computes, which on this CPU makes the pooling of a
-    forward pass up to ~2x faster for narrow models (``bench/cnn_step_speed.py``
-    times evaluation before and after). Training needs the indices for the
-    backward pass and uses ``max_pool2d``.
-    """
-    if x.requires_grad:
-        return F.max_pool2d(x, 2)
-    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # max_pool2d drops an odd last row/column
-    x = x[..., :h, :w]
-    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
-                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
 def num_params(width: int) -> int:

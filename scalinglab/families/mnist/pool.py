@@ -1,0 +1,153 @@
+"""``relu(max_pool2d(x, 2))`` in one pass each way, for the MNIST CNN's channels_last activations.
+
+torch's max-pool forward computes argmax indices, and its backward zero-fills
+the input gradient and scatters into it by index; with the ReLU's own two
+passes that is about a third of a training step at every width
+(``bench/cnn_step_speed.py``). :file:`pool_relu.c` does the same selection in a
+forward that writes the output and a one-byte window slot, and a backward that
+writes each input-gradient element once. It picks the same element as torch
+(the first maximum in row-major order), so values and gradients are identical,
+ties included (``tests/test_pool.py``).
+
+The C file is compiled with the system C compiler at first use into the cache
+(one shared object per source, flags, compiler and CPU), which takes about a
+second; with AVX-512 it runs 16 channels at a time with masked loads (any
+channel count), elsewhere portable loops the compiler vectorises.
+Where no compiler works, :func:`pool_relu` falls back to torch's ops, with the
+same results, and :func:`backend` says so.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+SOURCE = Path(__file__).with_name("pool_relu.c")
+_KINDS = {torch.float32: "f32", torch.bfloat16: "bf16"}
+_CL = torch.channels_last
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
+
+
+def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
+    """Compile :file:`pool_relu.c` (once per source, flags, compiler and CPU) and load it; None if that fails.
+
+    ``extra_flags`` exist for the tests: ``("-mno-avx512f",)`` builds the
+    portable loops that machines without AVX-512 run.
+    """
+    from scalinglab.data.fetch import cache_dir
+
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None
+    flags = [*FLAGS, *extra_flags]
+    key = f"{SOURCE.read_text()}|{compiler}|{flags}|{platform.machine()}|{_cpu_model()}"
+    target = cache_dir() / "kernels" / f"pool_relu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+            built = Path(tmp) / target.name
+            try:
+                subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE)],
+                               check=True, capture_output=True, timeout=120)
+            except (OSError, subprocess.SubprocessError):
+                return None
+            os.replace(built, target)  # atomic: concurrent workers may build the same file
+    lib = ctypes.CDLL(str(target))
+    for kind in _KINDS.values():
+        for part in ("forward", "backward"):
+            getattr(lib, f"{kind}_{part}").argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5
+    return lib
+
+
+@lru_cache(maxsize=1)
+def _library() -> ctypes.CDLL | None:
+    """The kernels this process uses; None (torch's ops) where they cannot be built or are switched off."""
+    return None if os.environ.get("SCALINGLAB_NO_C_KERNELS") else build()
+
+
+def backend() -> str:
+    """``"c"`` when the compiled kernels are in use, ``"torch"`` for the fallback."""
+    return "c" if _library() is not None else "torch"
+
+
+def _split(n: int, fn) -> None:
+    """Run ``fn(n0, n1)`` over the batch, on as many threads as torch uses (ctypes releases the GIL)."""
+    parts = max(1, min(torch.get_num_threads(), n // 16))
+    bounds = [n * k // parts for k in range(parts + 1)]
+    if parts == 1:
+        fn(0, n)
+        return
+    threads = [threading.Thread(target=fn, args=(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+class _PoolRelu(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, lib):
+        kind = _KINDS[x.dtype]
+        x = x.contiguous(memory_format=_CL)
+        n, c, h, w = x.shape
+        y = torch.empty((n, c, h // 2, w // 2), dtype=x.dtype, memory_format=_CL)
+        slot = torch.empty((n, h // 2, w // 2, c), dtype=torch.uint8)
+        fn = getattr(lib, f"{kind}_forward")
+        _split(n, lambda a, b: fn(x.data_ptr(), y.data_ptr(), slot.data_ptr(), a, b, h, w, c))
+        ctx.save_for_backward(slot)
+        ctx.shape, ctx.lib = (n, c, h, w), lib
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (slot,) = ctx.saved_tensors
+        n, c, h, w = ctx.shape
+        g = g.contiguous(memory_format=_CL)
+        gx = torch.empty((n, c, h, w), dtype=g.dtype, memory_format=_CL)
+        fn = getattr(ctx.lib, f"{_KINDS[g.dtype]}_backward")
+        _split(n, lambda a, b: fn(g.data_ptr(), slot.data_ptr(), gx.data_ptr(), a, b, h, w, c))
+        return gx, None
+
+
+def _eval_pool(x: torch.Tensor) -> torch.Tensor:
+    """Without autograd: the maximum of the four strided corners (no indices to compute)."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # max_pool2d drops an odd last row/column
+    x = x[..., :h, :w]
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def pool_relu(x: torch.Tensor, lib: ctypes.CDLL | None = None) -> torch.Tensor:
+    """``relu(max_pool2d(x, 2))`` of an (N, C, H, W) tensor (channels_last is fastest).
+
+    ``lib`` is a kernel build to use instead of this process's own (tests).
+    """
+    lib = lib or _library()
+    if not x.requires_grad:
+        return torch.relu(_eval_pool(x))
+    if lib is not None and x.device.type == "cpu" and x.dtype in _KINDS:
+        return _PoolRelu.apply(x, lib)
+    return torch.relu(F.max_pool2d(x, 2))
