@@ -254,3 +254,36 @@ def test_fit_table_reads_unique_tokens_as_u():
     runs = load_runs(frame, require=("N", "D", "U", "loss"))
     assert runs["U"].tolist() == [1e8, 1e8]
     assert "U" not in load_runs(frame).columns  # only laws that need it get the column
+
+
+# ------------------------------------------------------------------ transfer through the pipeline
+
+def test_transfer_study_through_the_pipeline(tiny, tmp_path, monkeypatch):
+    from scalinglab.data import code
+    from scalinglab.families.lm.transfer import TransferPreset, run_transfer_study
+
+    root = tmp_path / "lib"
+    for i in range(200):  # a small stand-in for the standard library
+        f = root / f"pkg{i % 5}" / f"mod_{i}.py"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"def f_{i}(x):\n    return x * {i} + {i % 7}\n\n\nclass C{i}:\n    pass\n" * 3)
+    monkeypatch.setattr(code, "stdlib_root", lambda: root)
+    run = {k: v for k, v in tiny.items() if k != "second_eval"} | {"eval_tokens": 256}
+    preset = TransferPreset(name="tiny", sizes=("d16-l1", "d24-l1"), pretrain_tokens_per_param=0.3,
+                            finetune_tokens=(640.0, 1280.0), scratch_tokens=(640.0, 1280.0, 2560.0, 5120.0),
+                            run=run, bootstrap=10)
+    db, out = tmp_path / "runs.db", tmp_path / "out"
+    result = run_transfer_study(preset, db=db, out=out, workers=0, progress=False)
+    assert result.exit_code == 0 and result.sweep.phases == 2 and result.sweep.ran == 14
+    with RunStore(db) as store:
+        assert list(store.studies()["name"]) == ["lm-transfer-tiny"]
+    analysis = json.loads((out / "analysis.json").read_text())
+    # Two groups, one per corpus: the fine-tunes are no scaling points, and the corpora are never fitted jointly.
+    groups = {g["label"]: g["n_points"] for g in analysis["groups"]}
+    assert groups == {"corpus python-stdlib": 8, f"corpus {tiny['corpus']}": 2} and analysis["variants"] is None
+    report = json.loads((out / "report.json").read_text())
+    assert {"transfer", "two-distributions"} <= set(report["figures"])
+    assert any(f.startswith("Transfer") for f in report["summary"]["findings"])  # the fit, or why there is none
+    transfer = json.loads((out / "transfer.json").read_text())
+    assert len(transfer["effective_data"]) == 4 and transfer["two_distribution"]["n"] == 2
+    assert "Effective data transferred" in (out / "report.html").read_text()

@@ -12,9 +12,13 @@
   training loss, with the power law B ∝ L^slope (Kaplan et al. 2020, Sec. 5.1,
   eq. 5.2: B_crit ∝ L^(-1/alpha_B), alpha_B ≈ 0.21);
 * **forecasts**: each run's final training loss predicted from the first half
-  of its curve (:func:`scalinglab.fit.forecast.forecast_final_loss`).
+  of its curve (:func:`scalinglab.fit.forecast.forecast_final_loss`);
+* a transfer study (:mod:`scalinglab.families.lm.transfer`) adds **transfer**
+  (D_T per fine-tune and the fit D_T = k D_F^alpha N^beta beside Hernandez et
+  al. 2021) and **two distributions** (each run's loss on the other corpus).
 
-Reads only the runs' stored metrics: no torch, no training code.
+Reads only the runs' stored metrics: no training (the transfer figures import
+:mod:`scalinglab.families.lm.transfer`, and with it torch, only for a transfer study).
 """
 
 from __future__ import annotations
@@ -235,6 +239,120 @@ def forecasts(study, analysis, *, fit_fraction: float = 0.5) -> ForecastFigure |
     return ForecastFigure(pd.concat(curves, ignore_index=True), table, fit_fraction, findings=(words,))
 
 
+# ===================================================================== transfer
+
+@dataclass(frozen=True)
+class TransferFigure:
+    """D_T against D_F per model size with the fitted D_T = k D_F^alpha N^beta (Hernandez et al. 2021)."""
+
+    effective: pd.DataFrame  # transfer.effective_data
+    fit: dict  # transfer.fit_transfer, or {"error": ...}
+    key: str = "transfer"
+    findings: tuple[str, ...] = ()
+
+    def chart(self) -> Chart:
+        from scalinglab.families.lm.transfer import HERNANDEZ2021_TEXT_TO_PYTHON as H
+
+        ok = self.effective[np.isfinite(self.effective["D_T"]) & (self.effective["D_T"] > 0)]
+        colors = palette(self.effective["size"].astype(str).unique(), "viridis", 0.0, 0.9)
+        series = []
+        for size, g in ok.groupby("size", sort=False):
+            series.append(Series(str(size), values(g["D_F"]), values(g["D_T"]), color=colors[str(size)],
+                                 tips=tuple(f"{size}: D_F = {fmt_num(r['D_F'])}, D_E = {fmt_num(r['D_E'])}, "
+                                            f"D_T = {fmt_num(r['D_T'])}" for _, r in g.iterrows())))
+            if "alpha" in self.fit:
+                grid = np.geomspace(g["D_F"].min(), g["D_F"].max(), 20)
+                n = float(g["N"].iloc[0])
+                series.append(Series(f"fit, {size}", values(grid), values(self.fit["k"] * grid ** self.fit["alpha"]
+                                                                         * n ** self.fit["beta"]),
+                                     kind="line", color=colors[str(size)], legend=False, group=str(size)))
+        rows = []
+        if "alpha" in self.fit:
+            ci = self.fit["ci"]
+            rows.append((f"this study, {self.fit['n_used']} fine-tunes",
+                         *(f"{self.fit[k]:.3g} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in ("alpha", "beta", "k"))))
+        rows.append(("Hernandez et al. 2021, text to Python", f"{H['alpha']:.2f}", f"{H['beta']:.2f}", "—"))
+        notes = ["Each fine-tune's D_E is the code data a model of its size trained from scratch needs to reach the "
+                 "fine-tuned loss (from that size's from-scratch fit L(D) = E + A·D^−α); D_T = D_E − D_F is the "
+                 "effective data transferred from pre-training. N counts non-embedding parameters, as Hernandez "
+                 "et al. (2021) do."]
+        if "error" in self.fit:
+            notes.append(f"No D_T fit: {self.fit['error']}")
+        return Chart(self.key, "Effective data transferred from pre-training",
+                     "How much code data is pre-training on English worth?",
+                     (Panel("D_T per fine-tune", "fine-tuning tokens D_F", "effective data transferred D_T",
+                            tuple(series)),), columns=1, notes=tuple(notes),
+                     tables=(Table("D_T = k·D_F^α·N^β", ("fit", "α (D_F)", "β (N)", "k"), tuple(rows)),))
+
+
+@dataclass(frozen=True)
+class TwoDistributionFigure:
+    """Loss on the second distribution (held-out code) against the training distribution's loss."""
+
+    table: pd.DataFrame  # transfer.runs_table rows with a second loss
+    relation: dict  # transfer.two_distribution
+    key: str = "two-distributions"
+    findings: tuple[str, ...] = ()
+
+    def chart(self) -> Chart:
+        series = []
+        for role, color, marker in (("pretrain", N_COLOR, "o"), ("scratch", D_COLOR, "s"), ("finetune", FIT_COLOR, "d")):
+            g = self.table[(self.table["role"] == role) & self.table["second_loss"].notna()]
+            if len(g):
+                series.append(Series({"pretrain": "trained on Shakespeare", "scratch": "trained on code",
+                                      "finetune": "fine-tuned on code"}[role], values(g["loss"]),
+                                     values(g["second_loss"].astype(float)), color=color, marker=marker,
+                                     tips=tuple(f"{r['size']}, D = {fmt_num(r['D'])}\nown loss {r['loss']:.3f}, "
+                                                f"other {float(r['second_loss']):.3f}" for _, r in g.iterrows())))
+        rel = self.relation
+        if "slope" in rel:
+            pre = self.table[(self.table["role"] == "pretrain") & self.table["second_loss"].notna()]
+            xs = np.array([pre["loss"].min(), pre["loss"].max()])
+            series.append(Series(f"fit over the Shakespeare runs: slope {rel['slope']:.2f}", values(xs),
+                                 values(rel["intercept"] + rel["slope"] * xs), kind="line", color="#111111",
+                                 size=1.3))
+        return Chart(self.key, "Loss on a second distribution", "Does the loss on another distribution track the "
+                     "training loss?", (Panel("Each run on its own validation set and on the other", "loss on the "
+                                              "run's own validation set (nats)", "loss on the other distribution "
+                                              "(nats)", tuple(series), xlog=False, ylog=False),), columns=1,
+                     notes=("Every LM run is also scored on a second held-out set: Shakespeare runs on the held-out "
+                            "Python standard-library files, code runs on Shakespeare. Kaplan et al. (2020, Sec. "
+                            "3.2.2) find the loss on another distribution tracks the training loss with a roughly "
+                            "constant offset (a slope near 1).",))
+
+
+def transfer_figures(study, analysis) -> list:
+    """The transfer study's figures (D_T and its fit; two distributions), or why they are missing."""
+    from scalinglab.families.lm.transfer import HERNANDEZ2021_TEXT_TO_PYTHON as H
+    from scalinglab.families.lm.transfer import effective_data, runs_table, transfer_analysis
+
+    try:
+        t = transfer_analysis(study.runs, n_resamples=analysis.settings["n_resamples"])
+    except (FitError, DataError, KeyError) as exc:
+        return [Missing("transfer", str(exc)), Missing("two-distributions", str(exc))]
+    table = runs_table(study.runs[study.runs["status"] == "complete"])
+    fit, rel = t["transfer_fit"], t["two_distribution"]
+    words = []
+    if "alpha" in fit:
+        ci = fit["ci"]
+        words.append(f"Transfer from Shakespeare to Python code (Hernandez et al. 2021): D_T = k·D_F^α·N^β with α = "
+                     f"{fit['alpha']:.2f} [{ci['alpha'][0]:.2f}, {ci['alpha'][1]:.2f}] and β = {fit['beta']:.2f} "
+                     f"[{ci['beta'][0]:.2f}, {ci['beta'][1]:.2f}] over {fit['n_used']} fine-tunes ("
+                     f"{fit['n_left_out']} left out with no finite D_T), against their α ≈ {H['alpha']} and "
+                     f"β ≈ {H['beta']} at scales many orders of magnitude larger.")
+    else:
+        words.append(f"Transfer: no D_T fit ({fit['error']}).")
+    rel_words = ()
+    if "slope" in rel:
+        rel_words = (f"Two distributions: over the {rel['n']} Shakespeare runs the loss on held-out code changes by "
+                     f"{rel['slope']:.2f} nats per nat of Shakespeare loss (mean offset {rel['mean_offset']:.2f} "
+                     "nats); Kaplan et al. (2020) find a roughly constant offset, a slope near 1.",)
+    return [TransferFigure(effective_data(table), fit, findings=tuple(words)),
+            TwoDistributionFigure(table, rel, findings=rel_words)]
+
+
 def report_extras(study, analysis) -> list:
-    """The LM family's figures beyond the generic ones (its report hook)."""
-    return [counts_figure(study, analysis), noise_scale(study, analysis), forecasts(study, analysis)]
+    """The LM family's figures beyond the generic ones (its report hook); a transfer study adds its own."""
+    extras = [counts_figure(study, analysis), noise_scale(study, analysis), forecasts(study, analysis)]
+    transfer = (study.info.get("grid") or {}).get("design") == "transfer"  # transfer.transfer_design's mark
+    return extras + (transfer_figures(study, analysis) if transfer else [])

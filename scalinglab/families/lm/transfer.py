@@ -148,33 +148,70 @@ def two_distribution(table: pd.DataFrame) -> dict:
             "mean_offset": float((pre["second_loss"] - pre["loss"]).mean())}
 
 
-def run_transfer_study(preset: str = "quick", *, db: str | Path = "runs.db", out: str | Path | None = None,
-                       workers: int = 2, progress: bool = True) -> dict:
-    """Train (or resume) the preset into ``db``, then compute D_T and its fit; writes ``transfer.json``."""
-    from scalinglab.families.lm.wsd import checkpoints_beside
-    from scalinglab.store import RunStore
-    from scalinglab.sweep.engine import run_sweep
-
+def get_transfer_preset(preset: "str | TransferPreset") -> TransferPreset:
+    if isinstance(preset, TransferPreset):
+        return preset
     if preset not in PRESETS:
         raise ConfigError(f"unknown transfer preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    pre = PRESETS[preset]
+    return PRESETS[preset]
+
+
+def transfer_design(preset: "str | TransferPreset"):
+    """The study's design: pre-training runs, then (a second phase) fine-tunes and from-scratch code runs.
+
+    ``corpus`` is the variant key, so the Shakespeare runs and the code runs
+    are analysed as two groups (the fine-tunes are no points of a scaling law:
+    :meth:`~scalinglab.families.lm.train.LMFamily.point_runs` drops them), and
+    never fitted jointly: their losses are on different distributions.
+    """
+    from scalinglab.studies.design import Design
+
+    pre = get_transfer_preset(preset)
     first, second = design(pre)
-    study = f"lm-transfer-{pre.name}"
-    with RunStore(db) as store, checkpoints_beside(store.path):
-        for phase in (first, second):  # fine-tunes start from the pre-trained checkpoints
-            run_sweep(store, study, FAMILY.name, phase, workers=workers, progress=progress,
-                      info={"transfer_preset": asdict(pre)})
-        runs = store.runs(study=study, status="complete")
-    table = runs_table(runs)
+    return Design(configs=[], phases=[first, second], variant_keys=("corpus",), compare_variants=False,
+                  defaults={"corpus": "shakespeare", "tokenizer_corpus": "shakespeare"},
+                  description={"transfer_preset": asdict(pre), "design": "transfer"})
+
+
+def transfer_analysis(runs: pd.DataFrame, *, n_resamples: int = 200) -> dict:
+    """From a transfer study's runs: the runs table, D_T per fine-tune, the D_T fit and the two-distribution relation.
+
+    What the report's transfer figures show and ``transfer.json`` holds; a fit
+    the runs cannot support gives ``{"error": ...}`` in its place.
+    """
+    done = runs[runs["status"] == "complete"]
+    table = runs_table(done)
+    if table.empty or not (table["role"] == "finetune").any():
+        raise FitError("the study has no complete fine-tuning runs; it is not a transfer study")
     dt = effective_data(table)
-    result = {"study": study, "preset": asdict(pre), "runs": json.loads(table.to_json(orient="records")),
+    result = {"runs": json.loads(table.to_json(orient="records")),
               "effective_data": json.loads(dt.replace([np.inf], np.nan).to_json(orient="records")),
               "two_distribution": two_distribution(table)}
     try:
-        result["transfer_fit"] = fit_transfer(dt, n_resamples=pre.bootstrap)
+        result["transfer_fit"] = fit_transfer(dt, n_resamples=n_resamples)
     except FitError as exc:
         result["transfer_fit"] = {"error": str(exc)}
-    out_dir = Path(out) if out is not None else Path(f"study-lm-transfer-{pre.name}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "transfer.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def run_transfer_study(preset: "str | TransferPreset" = "quick", *, db: str | Path = "runs.db",
+                       out: str | Path | None = None, report: bool = True, **options):
+    """Train (or resume) the preset into ``db`` through the study pipeline; returns its ``StudyRun``.
+
+    The pipeline writes ``analysis.json`` and the report (with the transfer
+    figures of :mod:`scalinglab.families.lm.report`); this adds
+    ``transfer.json`` (:func:`transfer_analysis`) beside them. ``options`` as
+    :func:`~scalinglab.studies.pipeline.run_study` (workers, executor, progress, ...).
+    """
+    from scalinglab.safe_io import write_text_atomic
+    from scalinglab.studies.load import load_study
+    from scalinglab.studies.pipeline import run_study
+
+    pre = get_transfer_preset(preset)
+    name = f"lm-transfer-{pre.name}"
+    result = run_study(FAMILY, transfer_design(pre), db=db, name=name, out=out or f"study-{name}", report=report,
+                       **{"n_resamples": pre.bootstrap, **options})
+    transfer = transfer_analysis(load_study(db, name).runs, n_resamples=pre.bootstrap)
+    write_text_atomic(result.out, "transfer.json", json.dumps({"study": name, "preset": asdict(pre), **transfer},
+                                                              indent=1) + "\n")
     return result
