@@ -76,7 +76,7 @@ def study_frame(db: str | Path, name: str) -> pd.DataFrame:
     from scalinglab.studies.load import load_study
 
     study = load_study(db, name)
-    done = study.runs[study.runs["status"] == "complete"]
+    done = study.point_runs[study.point_runs["status"] == "complete"]
     seed_key = study.design.get("seed_key", "seed")
     frame = pd.DataFrame({"N": done["params"].astype(float), "D": done["examples"].astype(float),
                           "loss": done["val_loss"].astype(float)})

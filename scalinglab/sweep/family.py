@@ -56,8 +56,11 @@ class Family(Protocol):
     ``tuned_keys`` (keys swept per setting, best kept, e.g. ``("lr",)``),
     ``seed_key`` (default ``"seed"``), ``config_defaults()`` (values of keys a
     config may omit), ``steps(config)`` (optimiser steps, for the ETA),
-    ``size(config) -> (N, D)`` (before training; adaptive studies plan on it) and
-    ``report_extras(study, analysis)`` (extra report figures). Complete
+    ``size(config) -> (N, D)`` (before training; adaptive studies plan on it),
+    ``report_extras(study, analysis)`` (extra report figures),
+    ``sweep_context(db)`` (a context manager the study pipeline runs its sweep
+    in) and ``point_runs(runs)`` (the runs a study's points are made of, see
+    :mod:`scalinglab.studies.load`). Complete
     examples: :mod:`scalinglab.families.mnist.train` and ``examples/``.
     """
 
