@@ -19,6 +19,7 @@ from scalinglab.sweep.executors import InProcess, LocalPool
 from scalinglab.sweep.family import Family, resolve_family
 
 HEARTBEAT_SECONDS = 20.0
+MAX_BATCH = 6  # runs per batched task (the full MNIST preset has 6 per setting: 3 seeds x 2 dropouts)
 
 
 @dataclass
@@ -87,7 +88,7 @@ class _Heartbeat:
 
 def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[dict], *,
               workers: int = 2, executor: str = "local", address: str | None = None,
-              progress: bool = True, info: dict | None = None) -> SweepSummary:
+              progress: bool = True, info: dict | None = None, max_batch: int = MAX_BATCH) -> SweepSummary:
     """Run every config of ``study`` that has not finished; returns a summary.
 
     ``family`` is a Family object, a registered name (``"mnist_cnn"``,
@@ -95,6 +96,10 @@ def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[d
     hashed into the run keys. ``workers=0`` trains in this process (handy in
     notebooks and tests, and the only way to run a family defined in
     ``__main__`` or a notebook cell, which worker processes cannot import).
+
+    A family with ``batch_key(config)`` and ``train_batch(configs, data)``
+    gets up to ``max_batch`` runs with the same (non-None) key in one task,
+    trained as one computation; ``max_batch=1`` trains every run alone.
     """
     if not configs:
         raise ConfigError("the sweep grid is empty: give at least one width, fraction and seed")
@@ -120,21 +125,27 @@ def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[d
     bar = _progress(len(todo), progress)
     bar.set_postfix_str(f"ETA {format_seconds(eta.remaining(list(features.values())))} (first guess)")
     ref = spec if spec is not None else fam  # workers import the spec; in-process runs take the object
-    queue = [(key, ref, config) for key, config, _ in todo]
-    in_flight: set[str] = set()
+    batch_key = getattr(fam, "batch_key", None) if max_batch > 1 else None
+    queue = [(key, config, batch_key(config) if batch_key else None) for key, config, _ in todo]
+    in_flight: dict[str, int] = {}  # run key -> the number of the task it went out in
+    n_tasks = 0
     heartbeat = _Heartbeat(store.path, owner)
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < pool.capacity:
-                task = queue.pop(0)
-                if store.claim(task[0], owner):  # another driver may hold it
-                    in_flight.add(task[0])
-                    pool.submit(task)
-                else:
-                    counts["held"] += 1
-                    bar.update(1)
+            while queue and len(set(in_flight.values())) < pool.capacity:
+                runs = _next_batch(queue, max_batch)
+                claimed = [(key, config) for key, config in runs if store.claim(key, owner)]  # another driver may hold some
+                counts["held"] += len(runs) - len(claimed)
+                bar.update(len(runs) - len(claimed))
+                if not claimed:
+                    continue
+                keys = [key for key, _ in claimed]
+                n_tasks += 1
+                in_flight.update(dict.fromkeys(keys, n_tasks))
+                pool.submit((keys[0], ref, claimed[0][1]) if len(claimed) == 1
+                            else (tuple(keys), ref, [config for _, config in claimed]))
             for out in pool.poll(timeout=1.0):
-                in_flight.discard(out.key)
+                in_flight.pop(out.key, None)
                 if out.result is not None:
                     status = store.finish(out.key, out.result, wall_s=out.wall_s, owner=owner,
                                           code_version=code_version(), versions=library_versions())
@@ -164,6 +175,19 @@ def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[d
     return SweepSummary(counts["complete"] + counts["diverged"], skipped, counts["failed"],
                         counts["diverged"], time.perf_counter() - start, flops_done,
                         held=counts["held"], taken_over=counts[TAKEN_OVER])
+
+
+def _next_batch(queue: list[tuple[str, dict, object]], max_batch: int) -> list[tuple[str, dict]]:
+    """Pop the queue's first run and up to ``max_batch - 1`` later runs with its (non-None) batch key."""
+    key, config, group = queue.pop(0)
+    batch, rest = [(key, config)], []
+    for item in queue:
+        if group is not None and len(batch) < max_batch and item[2] == group:
+            batch.append(item[:2])
+        else:
+            rest.append(item)
+    queue[:] = rest
+    return batch
 
 
 def _progress(n_runs: int, enabled: bool):

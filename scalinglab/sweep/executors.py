@@ -1,8 +1,9 @@
 """Where runs execute. The driver (``engine.run_sweep``) talks to one interface:
 
     executor.capacity            how many tasks may be in flight
-    executor.submit(task)        task = (key, family, config)
-    executor.poll(timeout)       -> list of Outcome, for tasks that ended
+    executor.submit(task)        task = (key, family, config), or a batch:
+                                 ((key, ...), family, [config, ...]) trained together
+    executor.poll(timeout)       -> list of Outcome, one per run of the tasks that ended
 
 Workers never touch the database: they return outcomes and the driver
 records them. Implementations: :class:`InProcess` (no subprocess: tests,
@@ -23,7 +24,20 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from typing import Any
 
-Task = tuple[str, Any, dict]  # (run key, family spec or (in-process only) the Family object, config)
+# (run key, family spec or (in-process only) the Family object, config); a batch has a tuple of keys
+# and a list of configs, which the family's ``train_batch`` trains as one computation.
+Task = tuple[Any, Any, Any]
+
+
+def task_runs(task: Task) -> list[tuple[str, dict]]:
+    """(key, config) of every run in a task."""
+    keys, _, configs = task
+    return list(zip(keys, configs)) if isinstance(keys, tuple) else [(keys, configs)]
+
+
+def failed(task: Task, error: str, wall_s: float = 0.0) -> list["Outcome"]:
+    """The same failure for every run of a task."""
+    return [Outcome(key, error=error, wall_s=wall_s) for key, _ in task_runs(task)]
 
 # glibc: serve big tensors from the heap and keep freed memory, instead of an
 # mmap + page faults for every activation of every step.
@@ -46,21 +60,30 @@ class WorkerState:
         self.data_key: Any = object()
         self.data: Any = None
 
-    def run(self, task: Task) -> Outcome:
+    def run(self, task: Task) -> list[Outcome]:
+        """Train the task's runs; a batch that fails is retried run by run, so a bad run fails alone."""
         from scalinglab.sweep.family import get_family
 
-        key, family_name, config = task
+        runs = task_runs(task)
+        family_name = task[1]
         start = time.perf_counter()
         try:
             family = get_family(family_name) if isinstance(family_name, str) else family_name
-            data_key = family.data_key(config)
+            data_key = family.data_key(runs[0][1])
             if data_key != self.data_key:
-                self.data, self.data_key = family.load_data(config), data_key
+                self.data, self.data_key = family.load_data(runs[0][1]), data_key
                 start = time.perf_counter()  # wall time is training time; loading is shared
-            result = family.train(config, self.data)
-            return Outcome(key, result=result.to_dict(), wall_s=time.perf_counter() - start)
+            if len(runs) > 1:
+                try:
+                    results = family.train_batch([config for _, config in runs], self.data)
+                    wall = (time.perf_counter() - start) / len(runs)  # each run's share of the batch
+                    return [Outcome(key, result=r.to_dict(), wall_s=wall) for (key, _), r in zip(runs, results)]
+                except Exception:
+                    return [out for run in runs for out in self.run((run[0], family_name, run[1]))]
+            result = family.train(runs[0][1], self.data)
+            return [Outcome(runs[0][0], result=result.to_dict(), wall_s=time.perf_counter() - start)]
         except Exception:  # the run failed; the sweep goes on
-            return Outcome(key, error=traceback.format_exc(limit=8), wall_s=time.perf_counter() - start)
+            return failed(task, traceback.format_exc(limit=8), time.perf_counter() - start)
 
 
 class InProcess:
@@ -77,7 +100,7 @@ class InProcess:
         self.done: list[Outcome] = []
 
     def submit(self, task: Task) -> None:
-        self.done.append(self.state.run(task))
+        self.done.extend(self.state.run(task))
 
     def poll(self, timeout: float) -> list[Outcome]:
         done, self.done = self.done, []
@@ -165,7 +188,7 @@ class LocalPool:
         for worker in busy:
             if worker.conn in ready:
                 try:
-                    outcomes.append(worker.conn.recv())
+                    outcomes.extend(worker.conn.recv())
                     worker.task = None
                     continue
                 except (EOFError, OSError):
@@ -176,7 +199,7 @@ class LocalPool:
                     continue
                 code = worker.process.exitcode
                 why = "killed by the out-of-memory killer?" if code == -signal.SIGKILL else "crashed"
-                outcomes.append(Outcome(worker.task[0], error=f"worker process exited with code {code} ({why})"))
+                outcomes.extend(failed(worker.task, f"worker process exited with code {code} ({why})"))
                 self.workers.remove(worker)  # the next task starts a fresh process in its place
         return outcomes
 

@@ -4,7 +4,7 @@ One Ray actor per worker (``num_cpus=1`` each, one torch thread), each
 keeping the last data set it was handed. The driver loads a family's data
 once per data key, puts it in Ray's object store once (``ray.put``) and sends
 every task a reference to it: an actor fetches the data on its first task
-with that key, never per task. Actors return an :class:`Outcome`; only the
+with that key, never per task. Actors return one :class:`Outcome` per run; only the
 driver writes the database, so the database stays on the driver's machine.
 
 A run whose actor dies (a crash, the out-of-memory killer, a lost node)
@@ -30,7 +30,7 @@ import time
 from typing import Any
 
 from scalinglab.errors import ConfigError
-from scalinglab.sweep.executors import MALLOC_ENV, Outcome, Task, WorkerState
+from scalinglab.sweep.executors import MALLOC_ENV, Outcome, Task, WorkerState, failed, task_runs
 
 RAY_HINT = "--executor ray needs Ray: pip install 'scalinglab[ray]'"
 AUTH_MODE = "RAY_AUTH_MODE"  # "token": every RPC to the cluster must carry its token (Ray >= 2.52)
@@ -56,7 +56,7 @@ class _Actor:
         torch.set_num_threads(threads)
         self.state = WorkerState()
 
-    def run(self, task: Task, data_key: Any, boxed_ref: list) -> Outcome:
+    def run(self, task: Task, data_key: Any, boxed_ref: list) -> list[Outcome]:
         # The ref arrives boxed in a list so Ray does not fetch (and deserialise) the
         # data for every task; it is fetched here, only when the data key changes.
         try:
@@ -67,7 +67,7 @@ class _Actor:
                 self.state.data = ray.get(boxed_ref[0])
                 self.state.data_key = data_key
         except Exception as exc:  # reported as the run's error
-            return Outcome(task[0], error=f"could not fetch the run's data from Ray's object store: {exc!r}")
+            return failed(task, f"could not fetch the run's data from Ray's object store: {exc!r}")
         return self.state.run(task)
 
     def pid(self) -> int:
@@ -100,7 +100,7 @@ class RayExecutor:
         self.capacity = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Actor)
         self.actors: list[Any] = []  # started on demand, up to capacity
-        self.busy: list[str | None] = []  # run key per actor
+        self.busy: list[Task | None] = []  # the task of each actor
         self.in_flight: dict[Any, int] = {}  # ObjectRef -> actor index
         self.data_refs: list[tuple[Any, Any]] = []  # (data key, ObjectRef), one per data set
         self.ready: list[Outcome] = []  # outcomes known without asking Ray
@@ -130,12 +130,11 @@ class RayExecutor:
         i = self.busy.index(None)
         start = time.perf_counter()
         try:
-            data_key, ref = self._data_ref(task[1], task[2])
-        except Exception as exc:  # the run fails, the sweep goes on
-            self.ready.append(Outcome(task[0], error=f"loading the run's data failed: {exc!r}",
-                                      wall_s=time.perf_counter() - start))
+            data_key, ref = self._data_ref(task[1], task_runs(task)[0][1])
+        except Exception as exc:  # the runs fail, the sweep goes on
+            self.ready.extend(failed(task, f"loading the run's data failed: {exc!r}", time.perf_counter() - start))
             return
-        self.busy[i] = task[0]
+        self.busy[i] = task
         self.in_flight[self.actors[i].run.remote(task, data_key, [ref])] = i
 
     def poll(self, timeout: float) -> list[Outcome]:
@@ -149,11 +148,11 @@ class RayExecutor:
         done, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in done:
             i = self.in_flight.pop(ref)
-            key, self.busy[i] = self.busy[i], None
+            task, self.busy[i] = self.busy[i], None
             try:
-                outcomes.append(self.ray.get(ref))
+                outcomes.extend(self.ray.get(ref))
             except self.ray.exceptions.RayError as exc:
-                outcomes.append(Outcome(key, error=_death_message(exc)))
+                outcomes.extend(failed(task, _death_message(exc)))
                 self._replace(i)
         return outcomes
 

@@ -59,13 +59,66 @@ class MnistCNN(nn.Module):
         # columns permuted to match, is the same function of the same parameters; for a
         # channels_last x it is a free view, and its gradient stays channels_last too (the
         # (c, h, w) flatten copies forward and hands the backward a mixed-layout gradient).
-        b, c, h, w = x.shape
-        weight = self.fc.weight.unflatten(1, (c, h, w)).permute(0, 2, 3, 1).flatten(1)
+        weight = _hwc_columns(self.fc.weight, x.shape[1])
         return F.linear(self.drop(x.permute(0, 2, 3, 1).flatten(1)), weight, self.fc.bias)  # (B, 10)
 
     def layers(self) -> list[tuple[nn.Module, int]]:
         """(layer, fan_in) for every weight layer: the per-layer LR rule uses fan_in."""
         return [(self.conv1, 9), (self.conv2, 9 * self.width), (self.fc, 98 * self.width)]
+
+
+class StackedCNN(nn.Module):
+    """K ``MnistCNN`` of one width trained as one computation, each as if alone.
+
+    Each layer's parameters of the K models are stacked into one tensor. The
+    convolutions are grouped (group k holds model k's channels) and the
+    classifier is a batched matmul, so no value of one model ever meets
+    another's: every model gets its own forward pass, gradient and Adam update,
+    from its own inputs, while the K models cost one call per layer instead of
+    K. The classifier's columns are stored in (h, w, c) order, the order in
+    which the channels_last features lie (the same function as ``MnistCNN``'s).
+    """
+
+    def __init__(self, models: list[MnistCNN]):
+        super().__init__()
+        widths = {m.width for m in models}
+        if len(widths) != 1:
+            raise ValueError(f"stacked models must share one width, got {sorted(widths)}")
+        self.k, self.width = len(models), models[0].width
+        stack = lambda tensors, cat=True: nn.Parameter((torch.cat if cat else torch.stack)(
+            [t.detach() for t in tensors]).clone())
+        self.conv1_weight = stack(m.conv1.weight for m in models)  # (K w, 1, 3, 3)
+        self.conv1_bias = stack(m.conv1.bias for m in models)
+        self.conv2_weight = stack(m.conv2.weight for m in models)  # (K 2w, w, 3, 3)
+        self.conv2_bias = stack(m.conv2.bias for m in models)
+        self.fc_weight = stack([_hwc_columns(m.fc.weight, 2 * self.width) for m in models], cat=False)  # (K, 10, 98w)
+        self.fc_bias = stack([m.fc.bias for m in models], cat=False)  # (K, 10)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (K, B, 10) of (B, K, 28, 28) inputs (image k for model k), or of (B, 1, 28, 28) shared by all.
+
+        ``masks`` (K, B, 98 w) multiply each model's classifier input (dropout, already scaled).
+        """
+        k, w = self.k, self.width
+        h = pool_relu(F.conv2d(x, self.conv1_weight, self.conv1_bias, padding=1, groups=x.shape[1]))
+        h = pool_relu(F.conv2d(h, self.conv2_weight, self.conv2_bias, padding=1, groups=k))  # (B, 2wK, 7, 7)
+        b = h.shape[0]
+        # channels_last: the features lie as (B, 7, 7, K, 2w); model k's are its (h, w, c) rows
+        feats = h.permute(0, 2, 3, 1).reshape(b, 49, k, 2 * w).permute(2, 0, 1, 3).reshape(k, b, 98 * w)
+        if masks is not None:
+            feats = feats * masks
+        return torch.baddbmm(self.fc_bias.unsqueeze(1), feats, self.fc_weight.transpose(1, 2))
+
+    def layers(self) -> list[tuple[list[nn.Parameter], int]]:
+        """(parameters, fan_in) per layer, as ``MnistCNN.layers`` gives them for one model."""
+        w = self.width
+        return [([self.conv1_weight, self.conv1_bias], 9), ([self.conv2_weight, self.conv2_bias], 9 * w),
+                ([self.fc_weight, self.fc_bias], 98 * w)]
+
+
+def _hwc_columns(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """A classifier weight over (c, h, w)-flattened features, its columns reordered to (h, w, c)."""
+    return weight.unflatten(1, (channels, 7, 7)).permute(0, 2, 3, 1).flatten(1)
 
 
 def num_params(width: int) -> int:

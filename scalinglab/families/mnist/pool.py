@@ -38,16 +38,6 @@ _KINDS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 _CL = torch.channels_last
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
 
 
@@ -58,24 +48,25 @@ def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     portable loops that machines without AVX-512 run.
     """
     from scalinglab.data.fetch import cache_dir
+    from scalinglab.provenance import cpu_name
 
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         return None
     flags = [*FLAGS, *extra_flags]
-    key = f"{SOURCE.read_text()}|{compiler}|{flags}|{platform.machine()}|{_cpu_model()}"
-    target = cache_dir() / "kernels" / f"pool_relu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            built = Path(tmp) / target.name
-            try:
+    key = f"{SOURCE.read_text()}|{compiler}|{flags}|{platform.machine()}|{cpu_name()}"
+    try:
+        target = cache_dir() / "kernels" / f"pool_relu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+                built = Path(tmp) / target.name
                 subprocess.run([compiler, *flags, "-o", str(built), str(SOURCE)],
                                check=True, capture_output=True, timeout=120)
-            except (OSError, subprocess.SubprocessError):
-                return None
-            os.replace(built, target)  # atomic: concurrent workers may build the same file
-    lib = ctypes.CDLL(str(target))
+                os.replace(built, target)  # atomic: concurrent workers may build the same file
+        lib = ctypes.CDLL(str(target))
+    except (OSError, subprocess.SubprocessError):  # no compiler that works, a read-only or full cache
+        return None
     for kind in _KINDS.values():
         for part in ("forward", "backward"):
             getattr(lib, f"{kind}_{part}").argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5

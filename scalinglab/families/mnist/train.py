@@ -26,6 +26,7 @@ from scalinglab.data.mnist import N_TEST, N_TRAIN, fraction_indices, load_mnist
 from scalinglab.errors import ConfigError
 from scalinglab.families.mnist.model import (
     MnistCNN,
+    StackedCNN,
     forward_flops_per_example,
     num_params,
     train_flops_per_example,
@@ -129,46 +130,99 @@ def data_order(cfg: MnistRunConfig) -> torch.Tensor:
     return idx[torch.randperm(len(idx), generator=g)]
 
 
-def evaluate(model: MnistCNN, data: MnistTensors, precision: str) -> tuple[float, float]:
-    """(mean cross-entropy, accuracy) on the full test set."""
-    model.eval()
-    total_loss, correct = 0.0, 0
+def evaluate_models(net: StackedCNN, data: MnistTensors, precision: str) -> list[tuple[float, float]]:
+    """(mean cross-entropy, accuracy) on the full test set, for each of the stacked models."""
+    net.eval()
+    total_loss, correct = torch.zeros(net.k, dtype=torch.float64), torch.zeros(net.k, dtype=torch.long)
     with torch.no_grad(), _autocast(precision):
         for i in range(0, N_TEST, EVAL_BATCH):
-            logits = model(data.x_test[i:i + EVAL_BATCH]).float()
+            logits = net(data.x_test[i:i + EVAL_BATCH]).float()  # (K, b, 10): one input for all K
             y = data.y_test[i:i + EVAL_BATCH]
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-    model.train()
-    return total_loss / N_TEST, correct / N_TEST
+            ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(net.k), reduction="none")
+            total_loss += ce.view(net.k, -1).sum(1)
+            correct += (logits.argmax(2) == y).sum(1)
+    net.train()
+    return [(loss / N_TEST, hits / N_TEST) for loss, hits in zip(total_loss.tolist(), correct.tolist())]
+
+
+def evaluate(model: MnistCNN, data: MnistTensors, precision: str) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of one model on the full test set."""
+    return evaluate_models(StackedCNN([model]).to(memory_format=torch.channels_last), data, precision)[0]
 
 
 def _autocast(precision: str):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def train_run(cfg: MnistRunConfig, data: MnistTensors) -> RunResult:
-    torch.manual_seed(cfg.seed)
-    model = MnistCNN(cfg.width, cfg.dropout).to(memory_format=torch.channels_last)
-    opt = make_optimizer([(layer.parameters(), fan_in) for layer, fan_in in model.layers()], cfg.lr)
-    order = data_order(cfg)
-    n = len(order)
-    n_steps = math.ceil(n / cfg.batch_size)
-    curve, diverged = CurveRecorder(n_steps, cfg.batch_size, n), False
+BATCH_MAX_WIDTH = 8  # widest model trained in batches (bench/batched_training.py)
+BATCH_FIELDS = ("width", "fraction", "lr", "batch_size", "precision", "train_limit", "data")
+
+
+def train_runs(cfgs: list[MnistRunConfig], data: MnistTensors) -> list[RunResult]:
+    """Train runs that differ only in seed and dropout as one computation (:class:`StackedCNN`).
+
+    Each run has its own initial weights, data order, dropout masks and
+    divergence check, exactly as when trained alone (``train_runs([cfg])``);
+    they share the step count, so they must agree on ``BATCH_FIELDS``.
+    """
+    for f in BATCH_FIELDS:
+        if len({getattr(c, f) for c in cfgs}) != 1:
+            raise ValueError(f"runs trained together must share {f}; got {[getattr(c, f) for c in cfgs]}")
+    models, masks_from = [], []
+    for cfg in cfgs:
+        torch.manual_seed(cfg.seed)
+        models.append(MnistCNN(cfg.width, cfg.dropout))
+        g = torch.Generator()
+        g.set_state(torch.get_rng_state())  # dropout draws continue the seed's stream after the init
+        masks_from.append(g)
+    net = StackedCNN(models).to(memory_format=torch.channels_last)
+    opt = make_optimizer(net.layers(), cfgs[0].lr)
+    order = torch.stack([data_order(cfg) for cfg in cfgs], 1)  # (n, K): step s reads rows of its batch
+    n, k, bs, w = len(order), len(cfgs), cfgs[0].batch_size, cfgs[0].width
+    n_steps = math.ceil(n / bs)
+    images = data.x_train.view(-1, 28, 28)
+    curves = [CurveRecorder(n_steps, bs, n) for _ in cfgs]
+    diverged_at: list[int | None] = [None] * k
     for step in range(n_steps):
-        idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-        with _autocast(cfg.precision):
-            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+        idx = order[step * bs:(step + 1) * bs]  # (b, K)
+        x = images[idx].contiguous(memory_format=torch.channels_last)  # (b, K, 28, 28): model k's images
+        masks = _dropout_masks(cfgs, masks_from, len(idx), 98 * w)
+        with _autocast(cfgs[0].precision):
+            logits = net(x, masks)
+            losses = F.cross_entropy(logits.flatten(0, 1), data.y_train[idx.T].flatten(),
+                                     reduction="none").view(k, -1).mean(1)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.sum().backward()  # model k's parameters see only its own loss
         opt.step()
-        value = loss.item()
-        if not math.isfinite(value):
-            diverged = True
+        for j, value in enumerate(losses.tolist()):
+            if diverged_at[j] is not None:
+                continue
+            if math.isfinite(value):
+                curves[j].add(step, value)
+            else:
+                diverged_at[j] = step
+        if all(d is not None for d in diverged_at):
             break
-        curve.add(step, value)
-    val_loss, val_acc = (math.nan, None) if diverged else evaluate(model, data, cfg.precision)
-    return _result(cfg, n, n_steps, val_loss, val_acc, curve.curve, step if diverged else None)
+    scores = evaluate_models(net, data, cfgs[0].precision)
+    return [_result(cfg, n, n_steps, math.nan if d is not None else loss, None if d is not None else acc,
+                    curve.curve, d)
+            for cfg, (loss, acc), curve, d in zip(cfgs, scores, curves, diverged_at)]
+
+
+def _dropout_masks(cfgs: list[MnistRunConfig], gens: list[torch.Generator], b: int, features: int):
+    """(K, b, features) scaled keep-masks for the classifier input, or None when no run drops out."""
+    if all(cfg.dropout == 0 for cfg in cfgs):
+        return None
+    masks = torch.ones(len(cfgs), b, features)
+    for mask, cfg, g in zip(masks, cfgs, gens):
+        if cfg.dropout > 0:
+            mask.bernoulli_(1 - cfg.dropout, generator=g).div_(1 - cfg.dropout)
+    return masks
+
+
+def train_run(cfg: MnistRunConfig, data: MnistTensors) -> RunResult:
+    """One run alone."""
+    return train_runs([cfg], data)[0]
 
 
 def _result(cfg: MnistRunConfig, n: int, n_steps: int, val_loss: float, val_acc: float | None,
@@ -231,6 +285,19 @@ class MnistFamily:
 
     def train(self, config: dict, data: MnistTensors) -> RunResult:
         return train_run(self.config(config), data)
+
+    def batch_key(self, config: dict):
+        """Runs with equal keys are trained together (:meth:`train_batch`): same width, data and steps.
+
+        Only narrow models: there one computation for several runs wins, while from
+        width 16 up oneDNN's grouped convolutions lose to separate ones
+        (``bench/batched_training.py``).
+        """
+        cfg = self.config(config)
+        return tuple(getattr(cfg, f) for f in BATCH_FIELDS) if cfg.width <= BATCH_MAX_WIDTH else None
+
+    def train_batch(self, configs: list[dict], data: MnistTensors) -> list[RunResult]:
+        return train_runs([self.config(c) for c in configs], data)
 
 
 FAMILY = MnistFamily()
