@@ -14,7 +14,7 @@ dominated by the second conv (w -> 2w channels), roughly double per step:
 
 Max-pool comes before ReLU: the two commute (both are monotone), and pooling
 first applies the ReLU to a quarter of the values. Both run as one kernel
-each way (:mod:`scalinglab.families.mnist.pool`).
+each way (:mod:`scalinglab.families.mnist.kernels`, as is the first convolution).
 
 Counts are exact: ``num_params`` matches ``sum(p.numel())`` and
 ``train_flops_per_example`` matches what ``torch.utils.flop_counter`` counts
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scalinglab.families.mnist.pool import pool_relu
+from scalinglab.families.mnist.kernels import conv1, pool_relu
 
 WIDTH_BASE = 4
 N_WIDTH_STEPS = 9  # the exercise's full ladder: 4, 6, 8, 11, 16, 23, 32, 45, 64
@@ -53,7 +53,7 @@ class MnistCNN(nn.Module):
         self.fc = nn.Linear(2 * width * 7 * 7, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = pool_relu(self.conv1(x))  # relu(max_pool2d(., 2)): (B, w, 14, 14)
+        x = pool_relu(conv1(x, self.conv1.weight, self.conv1.bias))  # relu(max_pool2d(., 2)): (B, w, 14, 14)
         x = pool_relu(self.conv2(x))  # (B, 2w, 7, 7)
         # The classifier is fc(x.flatten(1)). Flattening in (h, w, c) order instead, with fc's
         # columns permuted to match, is the same function of the same parameters; for a
@@ -100,7 +100,7 @@ class StackedCNN(nn.Module):
         ``masks`` (K, B, 98 w) multiply each model's classifier input (dropout, already scaled).
         """
         k, w = self.k, self.width
-        h = pool_relu(F.conv2d(x, self.conv1_weight, self.conv1_bias, padding=1, groups=x.shape[1]))
+        h = pool_relu(conv1(x, self.conv1_weight, self.conv1_bias))
         h = pool_relu(F.conv2d(h, self.conv2_weight, self.conv2_bias, padding=1, groups=k))  # (B, 2wK, 7, 7)
         b = h.shape[0]
         # channels_last: the features lie as (B, 7, 7, K, 2w); model k's are its (h, w, c) rows

@@ -3,7 +3,7 @@
 torch's max-pool forward computes argmax indices, and its backward zero-fills
 the input gradient and scatters into it by index; with the ReLU's own two
 passes that is about a third of a training step at every width
-(``bench/cnn_step_speed.py``). :file:`pool_relu.c` does the same selection in a
+(``bench/cnn_step_speed.py``). :file:`kernels.c` does the same selection in a
 forward that writes the output and a one-byte window slot, and a backward that
 writes each input-gradient element once. It picks the same element as torch
 (the first maximum in row-major order), so values and gradients are identical,
@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-SOURCE = Path(__file__).with_name("pool_relu.c")
+SOURCE = Path(__file__).with_name("kernels.c")
 _KINDS = {torch.float32: "f32", torch.bfloat16: "bf16"}
 _CL = torch.channels_last
 
@@ -42,7 +42,7 @@ FLAGS = ("-O3", "-march=native", "-fno-trapping-math", "-shared", "-fPIC")
 
 
 def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
-    """Compile :file:`pool_relu.c` (once per source, flags, compiler and CPU) and load it; None if that fails.
+    """Compile :file:`kernels.c` (once per source, flags, compiler and CPU) and load it; None if that fails.
 
     ``extra_flags`` exist for the tests: ``("-mno-avx512f",)`` builds the
     portable loops that machines without AVX-512 run.
@@ -56,7 +56,7 @@ def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     flags = [*FLAGS, *extra_flags]
     key = f"{SOURCE.read_text()}|{compiler}|{flags}|{platform.machine()}|{cpu_name()}"
     try:
-        target = cache_dir() / "kernels" / f"pool_relu-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+        target = cache_dir() / "kernels" / f"mnist-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
@@ -70,6 +70,7 @@ def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     for kind in _KINDS.values():
         for part in ("forward", "backward"):
             getattr(lib, f"{kind}_{part}").argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_long] * 5
+            getattr(lib, f"{kind}_conv1_{part}").argtypes = [ctypes.c_void_p] * 4 + [ctypes.c_long] * 6
     return lib
 
 
@@ -88,10 +89,14 @@ def _split(n: int, fn) -> None:
     """Run ``fn(n0, n1)`` over the batch, on as many threads as torch uses (ctypes releases the GIL)."""
     parts = max(1, min(torch.get_num_threads(), n // 16))
     bounds = [n * k // parts for k in range(parts + 1)]
-    if parts == 1:
-        fn(0, n)
+    _run_parallel([lambda a=a, b=b: fn(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+
+
+def _run_parallel(calls) -> None:
+    if len(calls) == 1:
+        calls[0]()
         return
-    threads = [threading.Thread(target=fn, args=(a, b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    threads = [threading.Thread(target=call) for call in calls]
     for t in threads:
         t.start()
     for t in threads:
@@ -123,8 +128,55 @@ class _PoolRelu(torch.autograd.Function):
         return gx, None
 
 
+class _Conv1(torch.autograd.Function):
+    """3x3 convolution, padding 1, of one-channel images (one per group), channels_last out."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, lib, out_dtype):
+        n, groups, h, w = x.shape
+        c = weight.shape[0]
+        rounded = (lambda t: t.to(torch.bfloat16).float()) if out_dtype == torch.bfloat16 else (lambda t: t)
+        x = rounded(x.contiguous(memory_format=_CL))  # bf16: what autocast would hand oneDNN
+        taps, bias = rounded(weight.reshape(c, 9).t().contiguous()), rounded(bias.contiguous())  # (9, C)
+        out = torch.empty((n, c, h, w), dtype=out_dtype, memory_format=_CL)
+        fn = getattr(lib, f"{_KINDS[out_dtype]}_conv1_forward")
+        _split(n, lambda a, b: fn(x.data_ptr(), taps.data_ptr(), bias.data_ptr(), out.data_ptr(),
+                                  a, b, h, w, groups, c // groups))
+        ctx.save_for_backward(x)
+        ctx.lib, ctx.shape = lib, (n, groups, h, w, c)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        n, groups, h, w, c = ctx.shape
+        g = g.contiguous(memory_format=_CL)
+        parts = max(1, min(torch.get_num_threads(), n // 16))
+        gw, gb = torch.empty(parts, 9, c), torch.empty(parts, c)
+        fn = getattr(ctx.lib, f"{_KINDS[g.dtype]}_conv1_backward")
+        bounds = [n * k // parts for k in range(parts + 1)]
+        calls = [lambda k=k: fn(x.data_ptr(), g.data_ptr(), gw[k].data_ptr(), gb[k].data_ptr(),
+                                bounds[k], bounds[k + 1], h, w, groups, c // groups) for k in range(parts)]
+        _run_parallel(calls)
+        return None, gw.sum(0).t().reshape(c, 1, 3, 3), gb.sum(0), None, None
+
+
+def conv1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, lib: ctypes.CDLL | None = None):
+    """``F.conv2d(x, weight, bias, padding=1, groups=x.shape[1])`` for a (C, 1, 3, 3) weight.
+
+    Under bf16 autocast the inputs and weights are rounded to bf16, as autocast
+    does, the sums are fp32 and the output bf16; the images need no gradient.
+    """
+    lib = lib or _library()
+    bf16 = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    if lib is None or x.requires_grad or x.device.type != "cpu" or x.dtype != torch.float32 \
+            or weight.dtype != torch.float32:
+        return F.conv2d(x, weight, bias, padding=1, groups=x.shape[1])
+    return _Conv1.apply(x, weight, bias, lib, torch.bfloat16 if bf16 else torch.float32)
+
+
 def _eval_pool(x: torch.Tensor) -> torch.Tensor:
-    """Without autograd: the maximum of the four strided corners (no indices to compute)."""
+    """The fallback without autograd: the maximum of the four strided corners (no indices to compute)."""
     h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # max_pool2d drops an odd last row/column
     x = x[..., :h, :w]
     return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
@@ -137,8 +189,8 @@ def pool_relu(x: torch.Tensor, lib: ctypes.CDLL | None = None) -> torch.Tensor:
     ``lib`` is a kernel build to use instead of this process's own (tests).
     """
     lib = lib or _library()
-    if not x.requires_grad:
-        return torch.relu(_eval_pool(x))
     if lib is not None and x.device.type == "cpu" and x.dtype in _KINDS:
         return _PoolRelu.apply(x, lib)
+    if not x.requires_grad:
+        return torch.relu(_eval_pool(x))
     return torch.relu(F.max_pool2d(x, 2))
