@@ -1,21 +1,22 @@
-"""Per-width cost of a training step and of an evaluation, before and after two layout changes.
+"""Per-width cost of a training step and of an evaluation, with torch's ops and with scalinglab's kernels.
 
     python bench/cnn_step_speed.py          # 9 widths, 1 thread (as a sweep worker runs), ~2 minutes
 
-"before" is ``MnistCNN`` as first written: the classifier reads ``x.flatten(1)``
-((c, h, w) order, a copy of a channels_last tensor, whose gradient comes back
-in the other layout), and evaluation runs ``max_pool2d`` in batches of 2,000.
-"after" is the current ``MnistCNN``: the (h, w, c) flatten with the
-classifier's columns permuted to match, and evaluation in batches of 128 with
-the index-free pool. Both compute the same function of the same parameters;
-the script checks the losses agree. The two variants are timed in alternating
-rounds and the median round is kept. Steps use bf16 autocast, the sweep's
-default. Prints a Markdown table and writes bench/results/cnn_step_speed.json.
+"torch ops" is ``MnistCNN`` as the engine ran it before issue 17: oneDNN's
+first convolution and ``max_pool2d`` + ReLU. "kernels" is the current model:
+the first convolution and relu(max-pool) from
+:mod:`scalinglab.families.mnist.kernels`. Both compute the same function of the
+same parameters; the script checks the losses agree. The two variants are
+timed in alternating rounds and the median round is kept. Steps use bf16
+autocast, the sweep's default. Prints a Markdown table and writes
+bench/results/cnn_step_speed.json. (The issue-4 table in docs/benchmarks.md
+came from this script's earlier version, in git history.)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -25,16 +26,19 @@ import torch
 import torch.nn.functional as F
 
 import scalinglab.families.mnist.train as mnist
+from scalinglab.families.mnist import kernels
 from scalinglab.families.mnist.model import MnistCNN, width_ladder
 
 
-class BeforeCNN(MnistCNN):
-    """The same layers and parameters; the first forward pass."""
-
-    def forward(self, x):
-        x = torch.relu(F.max_pool2d(self.conv1(x), 2))
-        x = torch.relu(F.max_pool2d(self.conv2(x), 2))
-        return self.fc(self.drop(x.flatten(1)))
+@contextlib.contextmanager
+def torch_ops():
+    """The model on torch's own ops, as before the kernels."""
+    saved = kernels._library
+    kernels._library = lambda: None
+    try:
+        yield
+    finally:
+        kernels._library = saved
 
 
 def step_ms(model: MnistCNN, data: mnist.MnistTensors, steps: int) -> float:
@@ -78,17 +82,18 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = mnist.MnistTensors.load()
-    variants = {"before": (BeforeCNN, 2000), "after": (MnistCNN, mnist.EVAL_BATCH)}
+    variants = {"before": torch_ops, "after": contextlib.nullcontext}
     rows = []
     for width in map(int, args.widths.split(",")):
         times = {name: {"step": [], "eval": []} for name in variants}
         losses = {}
         for _ in range(args.rounds):
-            for name, (cls, batch) in variants.items():
+            for name, ops in variants.items():
                 torch.manual_seed(0)
-                model = cls(width).to(memory_format=torch.channels_last)
-                t_eval, eval_loss = eval_s(model, data, batch)  # fresh weights: both variants see the same
-                times[name]["step"].append(step_ms(model, data, args.steps))
+                model = MnistCNN(width).to(memory_format=torch.channels_last)
+                with ops():
+                    t_eval, eval_loss = eval_s(model, data, mnist.EVAL_BATCH)  # fresh weights: both see the same
+                    times[name]["step"].append(step_ms(model, data, args.steps))
                 times[name]["eval"].append(t_eval)
                 losses[name] = eval_loss
         if abs(losses["before"] - losses["after"]) > 1e-3 * losses["before"]:
@@ -98,7 +103,7 @@ def main() -> None:
         print(f"width {width}: step {med['before']['step']:.2f} -> {med['after']['step']:.2f} ms, "
               f"eval {med['before']['eval']:.3f} -> {med['after']['eval']:.3f} s", flush=True)
 
-    print("\n| width | step ms, before | step ms, after | ratio | eval s, before | eval s, after | ratio |")
+    print("\n| width | step ms, torch ops | step ms, kernels | ratio | eval s, torch ops | eval s, kernels | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['width']} | {r['before_step']:.2f} | {r['after_step']:.2f} | "

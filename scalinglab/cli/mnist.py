@@ -43,6 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"))
     p.add_argument("--train-limit", type=int, help="use only the first K training images as the full set")
     p.add_argument("--data", help="folder of MNIST IDX files (default: the built-in copy)")
+    p.add_argument("--device", help="cpu (default) or cuda / cuda:N: train on a GPU where torch sees one")
 
 
 def _grid_overrides(args) -> dict:
@@ -55,7 +56,7 @@ def _grid_overrides(args) -> dict:
             over[key] = getattr(args, flag)
     if args.lr is not None:
         over["lrs"] = tune_lrs() if args.lr.strip() == "tune" else args.lr
-    for key in ("batch_size", "precision", "train_limit", "data"):
+    for key in ("batch_size", "precision", "train_limit", "data", "device"):
         if getattr(args, key) is not None:
             over[key] = getattr(args, key)
     return over

@@ -91,7 +91,34 @@ def read_store_runs(path: str | Path) -> pd.DataFrame:
         runs = pd.concat([runs, config], axis=1)
     if member is not None and "key" in runs.columns and len(member):
         runs = runs.merge(member, on="key", how="left") if "study" not in runs.columns else runs
+    runs = _family_point_runs(runs)
     return runs.drop(columns=[c for c in _STORE_BOOKKEEPING if c in runs.columns])
+
+
+def _family_point_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Each registered family's own point runs (its ``point_runs`` hook), as a study reads them.
+
+    So ``fit runs.db`` fits the points ``study`` fits: a WSD study's trunks are
+    dropped and its cooldowns carry the compute of the runs they stand for.
+    """
+    if "family" not in runs.columns or "metrics" not in runs.columns:
+        return runs
+    from scalinglab.studies.load import point_runs
+    from scalinglab.sweep.family import get_family
+
+    parts = []
+    for name, rows in runs.groupby("family", sort=False):
+        try:
+            family = get_family(name)
+        except Exception:  # a user's family not importable by name: its runs as stored
+            family = None
+        if family is None or not hasattr(family, "point_runs"):
+            parts.append(rows)
+            continue
+        parsed = rows.assign(metrics=[json.loads(m) if isinstance(m, str) else m for m in rows["metrics"]])
+        kept = point_runs(family, parsed)
+        parts.append(kept.assign(metrics=rows.loc[kept.index, "metrics"]))
+    return pd.concat(parts) if parts else runs
 
 
 def _check_header(path: Path, sep: str) -> None:

@@ -62,6 +62,11 @@ def test_wsd_study_runs_trunks_then_branches_and_reads_full_run_compute(tiny, tm
     analysis = json.loads((tmp_path / "out" / "analysis.json").read_text())
     assert analysis["cost"]["flops_spent"] == pytest.approx(cost["flops_spent"])
     assert "Training cost" in result.summary and (tmp_path / "out" / "report.html").exists()
+    # `scalinglab fit runs.db` reads the same points through the family's hook: no trunks, full-run C.
+    from scalinglab.fit.table import read_table
+
+    table = read_table(db)
+    assert len(table) == 6 and sorted(table["flops"]) == pytest.approx(sorted(study.points["C"]))
     # Re-running resumes: nothing to train in either phase.
     again = run_study(FAMILY, design, db=db, name="wsd", out=tmp_path / "out", workers=0, progress=False,
                       n_resamples=10)

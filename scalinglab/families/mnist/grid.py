@@ -29,6 +29,7 @@ class MnistGrid:
     precision: str = "bf16"
     train_limit: int | None = None
     data: str | None = None
+    device: str = "cpu"
 
     def __post_init__(self):
         for name in ("widths", "fractions", "seeds", "dropouts", "lrs"):
@@ -58,6 +59,8 @@ class MnistGrid:
                                 c["train_limit"] = self.train_limit
                             if self.data is not None:
                                 c["data"] = self.data
+                            if self.device != "cpu":  # CPU runs keep the keys they always had
+                                c["device"] = self.device
                             out.append(c)
         return out
 

@@ -43,6 +43,19 @@ def _is_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)  # True is an int to Python, not a width
 
 
+def _device_ok(device) -> bool:
+    if device == "cpu":
+        return True
+    if not (isinstance(device, str) and (device == "cuda" or device.startswith("cuda:"))):
+        return False
+    try:
+        torch.device(device)
+    except RuntimeError:
+        return False
+    index = int(device.split(":")[1]) if ":" in device else 0
+    return torch.cuda.is_available() and index < torch.cuda.device_count()
+
+
 @dataclass(kw_only=True, frozen=True)
 class MnistRunConfig:
     width: int  # channels of the first conv; the second has 2 * width
@@ -54,6 +67,7 @@ class MnistRunConfig:
     precision: str = "fp32"  # "fp32" or "bf16" (autocast, fp32 master weights)
     train_limit: int | None = None  # use only the first k examples of the permutation as "all data"
     data: str | None = None  # folder of IDX files; None: the built-in registry copy
+    device: str = "cpu"  # "cuda" (or "cuda:N") trains on a GPU; the C kernels are CPU-only
 
     def __post_init__(self):
         checks = [
@@ -70,6 +84,8 @@ class MnistRunConfig:
             ("data", self.data is None or (isinstance(self.data, str) and Path(self.data).is_dir()),
              "empty (the built-in copy) or an existing folder of MNIST IDX files"),
         ]
+        checks.append(("device", _device_ok(self.device),
+                       "'cpu', or 'cuda'/'cuda:N' where torch sees a CUDA device (none here: use cpu)"))
         for name, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"{name} = {getattr(self, name)!r} is invalid: must be {allowed}")
@@ -133,11 +149,14 @@ def data_order(cfg: MnistRunConfig) -> torch.Tensor:
 def evaluate_models(net: StackedCNN, data: MnistTensors, precision: str) -> list[tuple[float, float]]:
     """(mean cross-entropy, accuracy) on the full test set, for each of the stacked models."""
     net.eval()
-    total_loss, correct = torch.zeros(net.k, dtype=torch.float64), torch.zeros(net.k, dtype=torch.long)
-    with torch.no_grad(), _autocast(precision):
+    device = net.conv1_weight.device
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    total_loss = torch.zeros(net.k, dtype=torch.float64, device=device)
+    correct = torch.zeros(net.k, dtype=torch.long, device=device)
+    with torch.no_grad(), _autocast(precision, device.type):
         for i in range(0, N_TEST, EVAL_BATCH):
-            logits = net(data.x_test[i:i + EVAL_BATCH]).float()  # (K, b, 10): one input for all K
-            y = data.y_test[i:i + EVAL_BATCH]
+            logits = net(x_test[i:i + EVAL_BATCH]).float()  # (K, b, 10): one input for all K
+            y = y_test[i:i + EVAL_BATCH]
             ce = F.cross_entropy(logits.flatten(0, 1), y.repeat(net.k), reduction="none")
             total_loss += ce.view(net.k, -1).sum(1)
             correct += (logits.argmax(2) == y).sum(1)
@@ -150,12 +169,12 @@ def evaluate(model: MnistCNN, data: MnistTensors, precision: str) -> tuple[float
     return evaluate_models(StackedCNN([model]).to(memory_format=torch.channels_last), data, precision)[0]
 
 
-def _autocast(precision: str):
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+def _autocast(precision: str, device_type: str = "cpu"):
+    return torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 BATCH_MAX_WIDTH = 8  # widest model trained in batches (bench/batched_training.py)
-BATCH_FIELDS = ("width", "fraction", "lr", "batch_size", "precision", "train_limit", "data")
+BATCH_FIELDS = ("width", "fraction", "lr", "batch_size", "precision", "train_limit", "data", "device")
 
 
 def train_runs(cfgs: list[MnistRunConfig], data: MnistTensors) -> list[RunResult]:
@@ -175,21 +194,22 @@ def train_runs(cfgs: list[MnistRunConfig], data: MnistTensors) -> list[RunResult
         g = torch.Generator()
         g.set_state(torch.get_rng_state())  # dropout draws continue the seed's stream after the init
         masks_from.append(g)
-    net = StackedCNN(models).to(memory_format=torch.channels_last)
+    device = torch.device(cfgs[0].device)
+    net = StackedCNN(models).to(device=device, memory_format=torch.channels_last)
     opt = make_optimizer(net.layers(), cfgs[0].lr)
-    order = torch.stack([data_order(cfg) for cfg in cfgs], 1)  # (n, K): step s reads rows of its batch
+    order = torch.stack([data_order(cfg) for cfg in cfgs], 1).to(device)  # (n, K): step s reads rows of its batch
     n, k, bs, w = len(order), len(cfgs), cfgs[0].batch_size, cfgs[0].width
     n_steps = math.ceil(n / bs)
-    images = data.x_train.view(-1, 28, 28)
+    images, labels = data.x_train.view(-1, 28, 28).to(device), data.y_train.to(device)
     curves = [CurveRecorder(n_steps, bs, n) for _ in cfgs]
     diverged_at: list[int | None] = [None] * k
     for step in range(n_steps):
         idx = order[step * bs:(step + 1) * bs]  # (b, K)
         x = images[idx].contiguous(memory_format=torch.channels_last)  # (b, K, 28, 28): model k's images
-        masks = _dropout_masks(cfgs, masks_from, len(idx), 98 * w)
-        with _autocast(cfgs[0].precision):
-            logits = net(x, masks)
-            losses = F.cross_entropy(logits.flatten(0, 1), data.y_train[idx.T].flatten(),
+        masks = _dropout_masks(cfgs, masks_from, len(idx), 98 * w)  # drawn on the CPU: the same on any device
+        with _autocast(cfgs[0].precision, device.type):
+            logits = net(x, None if masks is None else masks.to(device))
+            losses = F.cross_entropy(logits.flatten(0, 1), labels[idx.T].flatten(),
                                      reduction="none").view(k, -1).mean(1)
         opt.zero_grad(set_to_none=True)
         losses.sum().backward()  # model k's parameters see only its own loss
