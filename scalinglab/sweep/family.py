@@ -59,8 +59,10 @@ class Family(Protocol):
     ``size(config) -> (N, D)`` (before training; adaptive studies plan on it),
     ``report_extras(study, analysis)`` (extra report figures),
     ``sweep_context(db)`` (a context manager the study pipeline runs its sweep
-    in) and ``point_runs(runs)`` (the runs a study's points are made of, see
-    :mod:`scalinglab.studies.load`). Complete
+    in), ``point_runs(runs)`` (the runs a study's points are made of, see
+    :mod:`scalinglab.studies.load`) and ``batch_key(config)`` with
+    ``train_batch(configs, data) -> [RunResult, ...]`` (runs with one non-None
+    key are sent as one task and trained as one computation). Complete
     examples: :mod:`scalinglab.families.mnist.train` and ``examples/``.
     """
 
