@@ -1,20 +1,24 @@
-"""``relu(max_pool2d(x, 2))`` in one pass each way, for the MNIST CNN's channels_last activations.
+"""The MNIST CNN's two layers that torch runs slowly on the CPU, as C kernels.
 
-torch's max-pool forward computes argmax indices, and its backward zero-fills
-the input gradient and scatters into it by index; with the ReLU's own two
-passes that is about a third of a training step at every width
-(``bench/cnn_step_speed.py``). :file:`kernels.c` does the same selection in a
-forward that writes the output and a one-byte window slot, and a backward that
-writes each input-gradient element once. It picks the same element as torch
-(the first maximum in row-major order), so values and gradients are identical,
-ties included (``tests/test_pool.py``).
+- ``pool_relu``: ``relu(max_pool2d(x, 2))`` in one pass each way. torch's
+  max-pool forward computes argmax indices, and its backward zero-fills the
+  input gradient and scatters into it by index; with the ReLU's own two passes
+  that was a third of a training step at every width. Here the forward writes
+  the output and a one-byte window slot, the backward writes each
+  input-gradient element once, and the same element wins as in torch (the
+  first maximum in row-major order), so values and gradients are identical,
+  ties and NaN included.
+- ``conv1``: the first convolution (3x3, one input channel per group) as a
+  direct loop over the nine taps with fp32 sums; oneDNN spent ~2 ms per batch
+  on it whatever the width.
 
-The C file is compiled with the system C compiler at first use into the cache
-(one shared object per source, flags, compiler and CPU), which takes about a
-second; with AVX-512 it runs 16 channels at a time with masked loads (any
-channel count), elsewhere portable loops the compiler vectorises.
-Where no compiler works, :func:`pool_relu` falls back to torch's ops, with the
-same results, and :func:`backend` says so.
+:file:`kernels.c` is compiled with the system C compiler at first use into the
+cache (one shared object per source, flags, compiler and CPU), which takes
+about a second; with AVX-512 it runs 16 channels at a time with masked loads
+(any channel count), elsewhere portable loops. Where no compiler works (or
+``SCALINGLAB_NO_C_KERNELS`` is set), both fall back to torch's ops.
+``tests/test_kernels.py`` compares both builds with torch;
+``bench/cnn_step_speed.py`` times the step both ways.
 """
 
 from __future__ import annotations
@@ -80,16 +84,10 @@ def _library() -> ctypes.CDLL | None:
     return None if os.environ.get("SCALINGLAB_NO_C_KERNELS") else build()
 
 
-def backend() -> str:
-    """``"c"`` when the compiled kernels are in use, ``"torch"`` for the fallback."""
-    return "c" if _library() is not None else "torch"
-
-
-def _split(n: int, fn) -> None:
-    """Run ``fn(n0, n1)`` over the batch, on as many threads as torch uses (ctypes releases the GIL)."""
+def _ranges(n: int) -> list[tuple[int, int]]:
+    """The batch split into one range per torch thread (ctypes releases the GIL, so threads overlap)."""
     parts = max(1, min(torch.get_num_threads(), n // 16))
-    bounds = [n * k // parts for k in range(parts + 1)]
-    _run_parallel([lambda a=a, b=b: fn(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+    return [(n * k // parts, n * (k + 1) // parts) for k in range(parts)]
 
 
 def _run_parallel(calls) -> None:
@@ -101,6 +99,11 @@ def _run_parallel(calls) -> None:
         t.start()
     for t in threads:
         t.join()
+
+
+def _split(n: int, fn) -> None:
+    """Run ``fn(n0, n1)`` over the batch's ranges."""
+    _run_parallel([lambda a=a, b=b: fn(a, b) for a, b in _ranges(n)])
 
 
 class _PoolRelu(torch.autograd.Function):
@@ -151,13 +154,12 @@ class _Conv1(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         n, groups, h, w, c = ctx.shape
         g = g.contiguous(memory_format=_CL)
-        parts = max(1, min(torch.get_num_threads(), n // 16))
-        gw, gb = torch.empty(parts, 9, c), torch.empty(parts, c)
+        ranges = _ranges(n)
+        gw, gb = torch.empty(len(ranges), 9, c), torch.empty(len(ranges), c)  # one partial sum per range
         fn = getattr(ctx.lib, f"{_KINDS[g.dtype]}_conv1_backward")
-        bounds = [n * k // parts for k in range(parts + 1)]
-        calls = [lambda k=k: fn(x.data_ptr(), g.data_ptr(), gw[k].data_ptr(), gb[k].data_ptr(),
-                                bounds[k], bounds[k + 1], h, w, groups, c // groups) for k in range(parts)]
-        _run_parallel(calls)
+        _run_parallel([lambda k=k, a=a, b=b: fn(x.data_ptr(), g.data_ptr(), gw[k].data_ptr(), gb[k].data_ptr(),
+                                                a, b, h, w, groups, c // groups)
+                       for k, (a, b) in enumerate(ranges)])
         return None, gw.sum(0).t().reshape(c, 1, 3, 3), gb.sum(0), None, None
 
 
