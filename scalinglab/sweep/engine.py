@@ -180,9 +180,11 @@ def run_sweep(store: RunStore, study: str, family: str | Family, configs: list[d
 def _next_batch(queue: list[tuple[str, dict, object]], max_batch: int) -> list[tuple[str, dict]]:
     """Pop the queue's first run and up to ``max_batch - 1`` later runs with its (non-None) batch key."""
     key, config, group = queue.pop(0)
+    if group is None:
+        return [(key, config)]
     batch, rest = [(key, config)], []
     for item in queue:
-        if group is not None and len(batch) < max_batch and item[2] == group:
+        if len(batch) < max_batch and item[2] == group:
             batch.append(item[:2])
         else:
             rest.append(item)
