@@ -10,7 +10,8 @@ Adam amplifies on near-zero gradients over a run), for bf16 within
 seed-to-seed noise.
 
 Rows per grid: the textbook loop; the engine in fp32 and in bf16 (the
-default); and the bf16 engine as it was before issue 17 (torch's pool and
+default is the one ``precision="auto"`` picks: bf16 only with native bf16);
+and the bf16 engine as it was before issue 17 (torch's pool and
 first convolution, every run alone: ``SCALINGLAB_NO_C_KERNELS=1``,
 ``max_batch=1``). The peak is measured in the same run, before and after the
 grids, as the best of many short bursts; the CPU model and the load average
@@ -19,6 +20,7 @@ are printed.
     python bench/sweep_speed.py                      # the 63-run exercise grid and the wide grid
     python bench/sweep_speed.py --grids wide         # only the wide grid (widths 8-32, 12 runs)
     python bench/sweep_speed.py --grids full --rows engine   # the full preset's 378 runs, engine rows only
+    python bench/sweep_speed.py --grids full --rows default  # only the default engine (precision auto)
 
 Prints a table and writes bench/results/sweep_speed.json.
 """
@@ -38,7 +40,7 @@ from scalinglab.families.mnist.grid import PRESETS, MnistGrid, halvings
 from scalinglab.families.mnist.model import train_flops_per_example, width_ladder
 from scalinglab.families.mnist.reference import textbook_run
 from scalinglab.families.mnist.train import MnistRunConfig, MnistTensors
-from scalinglab.provenance import cpu_name
+from scalinglab.provenance import cpu_name, resolve_precision
 from scalinglab.store import RunStore
 from scalinglab.sweep.engine import run_sweep
 from scalinglab.sweep.peak import Peak, load_average, measure_peak
@@ -83,7 +85,8 @@ def best_peak(rounds: int) -> Peak:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--grids", default="63,wide", help="comma list of 63, wide, full")
-    p.add_argument("--rows", default="all", choices=["all", "engine"], help="engine: skip the textbook loop")
+    p.add_argument("--rows", default="all", choices=["all", "engine", "default"],
+                   help="engine: skip the textbook loop; default: only the engine as it runs by default here")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sweep_speed.json"))
     args = p.parse_args(argv)
@@ -105,8 +108,13 @@ def main(argv=None) -> int:
             ref = {(c.width, c.fraction, c.seed, c.dropout): textbook_run(c, data)[0] for c in configs}
             rows.append(("textbook loop (fp32, 1 process)", time.perf_counter() - start, ref, load_average()))
             print(f"  textbook: {rows[-1][1]:.1f} s", flush=True)
+        default = resolve_precision("auto")  # bf16 only where the CPU has it natively
         for label, prec, before in [("engine before issue 17 (bf16)", "bf16", True),
-                                    ("engine (fp32)", "fp32", False), ("engine (bf16), the default", "bf16", False)]:
+                                    ("engine (fp32)", "fp32", False), ("engine (bf16)", "bf16", False)]:
+            if not before and prec == default:
+                label += ", the default"
+            elif args.rows == "default":
+                continue
             wall, losses = engine(grid, prec, args.workers, before)
             rows.append((f"{label}, {args.workers} workers", wall, losses, load_average()))
             print(f"  {label}: {wall:.1f} s", flush=True)

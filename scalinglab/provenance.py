@@ -46,3 +46,43 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of hardware bf16 dot products
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as /proc/cpuinfo lists them (empty where there is no such file)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@functools.lru_cache(maxsize=None)
+def native_bf16() -> bool:
+    """True where the CPU has bf16 dot products in hardware (AVX512-BF16 or AMX).
+
+    Only there does bf16 autocast pay off; elsewhere oneDNN emulates bf16, and on
+    an AVX2-only EPYC a bf16 step of the MNIST CNN took 8x as long as an fp32 one
+    (docs/benchmarks.md).
+    """
+    return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
+
+
+def default_precision(device: str = "cpu") -> str:
+    """"bf16" where the device computes it natively, else "fp32": what ``precision="auto"`` means."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if native_bf16() else "fp32"
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """``precision`` itself, or for "auto" this machine's :func:`default_precision`."""
+    return default_precision(device) if precision == "auto" else precision
+

@@ -55,8 +55,10 @@ def test_model_gradients_equal_torch_ops(monkeypatch):
     """The whole CNN with the kernels has the gradients it has with torch's ops, up to fp32 rounding."""
     from scalinglab.families.mnist.model import MnistCNN
 
-    if pool.build() is None:
+    built = pool.build()
+    if built is None:
         pytest.skip("no C compiler")
+    monkeypatch.setattr(pool, "_library", lambda: built)  # this machine's build, even where the model skips it
     torch.manual_seed(0)
     model = MnistCNN(6).to(memory_format=torch.channels_last)
     x = torch.randn(8, 1, 28, 28).round()  # flat regions tie, as MNIST's background does
@@ -72,6 +74,23 @@ def test_model_gradients_equal_torch_ops(monkeypatch):
     plain = grads()
     for a, b in zip(fused, plain):  # the pool is exact; the first conv sums in another order
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("flags, used", [((), None), (("-mno-avx512f",), False)])
+def test_only_the_avx512_build_replaces_torch_ops(monkeypatch, flags, used):
+    """The portable loops lose to torch's ops on AVX2 CPUs, so the model runs them only with AVX-512."""
+    built = pool.build(flags)
+    if built is None:
+        pytest.skip("no C compiler")
+    if used is None:  # this machine's own build: used exactly when it has the AVX-512 loops
+        used = built.vector_lanes() == 16
+    monkeypatch.setattr(pool, "build", lambda *a: built)
+    monkeypatch.delenv("SCALINGLAB_NO_C_KERNELS", raising=False)
+    pool._library.cache_clear()
+    try:
+        assert (pool._library() is built) is used
+    finally:
+        pool._library.cache_clear()
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

@@ -40,7 +40,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", help="base LR (layer LR = lr/sqrt(fan_in)), a comma list to tune over, "
                                 "or 'tune' for the default grid")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--precision", choices=("fp32", "bf16"))
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"),
+                   help="autocast (default auto: bf16 where the CPU has native bf16, else fp32)")
     p.add_argument("--train-limit", type=int, help="use only the first K training images as the full set")
     p.add_argument("--data", help="folder of MNIST IDX files (default: the built-in copy)")
     p.add_argument("--device", help="cpu (default) or cuda / cuda:N: train on a GPU where torch sees one")

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError
+from scalinglab.provenance import default_precision
 from scalinglab.families.lm.model import SIZES, flops_per_token, param_counts, size_config
 
 FAMILY = "lm"
@@ -99,21 +100,11 @@ PRESETS: dict[str, LMStudyPreset] = {
 }
 
 
-def bf16_supported() -> bool:
-    """True when this CPU has native bf16 matmuls (AVX512-BF16 / AMX), where autocast pays off."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def get_preset(name: str, overrides: dict | None = None) -> LMStudyPreset:
     if name not in PRESETS:
         raise ConfigError(f"unknown LM study preset {name!r}; choose one of {', '.join(PRESETS)}")
     preset = PRESETS[name]
-    run = {"precision": "bf16" if bf16_supported() else "fp32", **preset.run, **(overrides or {})}
+    run = {"precision": default_precision(), **preset.run, **(overrides or {})}
     return replace(preset, run=run)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from scalinglab.errors import ConfigError
 from scalinglab.families.mnist.model import width_ladder
 from scalinglab.families.mnist.train import DEFAULT_LR, MnistRunConfig
+from scalinglab.provenance import resolve_precision
 
 LR_TUNE_FACTORS = (1 / 3, 1.0, 3.0)  # --lr tune: these multiples of the default base LR
 
@@ -26,7 +27,7 @@ class MnistGrid:
     dropouts: list[float] = field(default_factory=lambda: [0.0])
     lrs: list[float] = field(default_factory=lambda: [DEFAULT_LR])  # several: tuned per width
     batch_size: int = 128
-    precision: str = "bf16"
+    precision: str = "auto"  # bf16 where the CPU has it natively, else fp32 (provenance.default_precision)
     train_limit: int | None = None
     data: str | None = None
     device: str = "cpu"
@@ -47,14 +48,14 @@ class MnistGrid:
 
     def configs(self) -> list[dict]:
         """One flat config per run, in grid order."""
-        out = []
+        out, precision = [], resolve_precision(self.precision, self.device)
         for w in self.widths:
             for f in self.fractions:
                 for d in self.dropouts:
                     for lr in self.lrs:
                         for s in self.seeds:
                             c = dict(width=w, fraction=f, seed=s, dropout=d, lr=lr,
-                                     batch_size=self.batch_size, precision=self.precision)
+                                     batch_size=self.batch_size, precision=precision)
                             if self.train_limit is not None:
                                 c["train_limit"] = self.train_limit
                             if self.data is not None:

@@ -15,8 +15,11 @@
 :file:`kernels.c` is compiled with the system C compiler at first use into the
 cache (one shared object per source, flags, compiler and CPU), which takes
 about a second; with AVX-512 it runs 16 channels at a time with masked loads
-(any channel count), elsewhere portable loops. Where no compiler works (or
-``SCALINGLAB_NO_C_KERNELS`` is set), both fall back to torch's ops.
+(any channel count). Only that build is used: on an AVX2-only CPU the portable
+loops were measured slower than torch's ops at every width
+(``bench/cnn_step_speed.py``, ``docs/benchmarks.md``), so there, where no
+compiler works, or where ``SCALINGLAB_NO_C_KERNELS`` is set, both layers run on
+torch's ops. The portable build stays the tests' second check of the same code.
 ``tests/test_kernels.py`` compares both builds with torch;
 ``bench/cnn_step_speed.py`` times the step both ways.
 """
@@ -80,8 +83,9 @@ def build(extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
 
 @lru_cache(maxsize=1)
 def _library() -> ctypes.CDLL | None:
-    """The kernels this process uses; None (torch's ops) where they cannot be built or are switched off."""
-    return None if os.environ.get("SCALINGLAB_NO_C_KERNELS") else build()
+    """The kernels this process uses; None (torch's ops) without an AVX-512 build or when switched off."""
+    lib = None if os.environ.get("SCALINGLAB_NO_C_KERNELS") else build()
+    return lib if lib is not None and lib.vector_lanes() > 1 else None
 
 
 def _ranges(n: int) -> list[tuple[int, int]]:
