@@ -12,6 +12,10 @@ the same function of the same parameters; the script checks the evaluation
 losses agree (to bf16 rounding when the precisions differ). The two variants
 are timed in alternating rounds and the median round is kept.
 
+``--kernels-vs-torch`` instead compares torch's ops with this machine's kernel
+build (the portable loops too, which the model itself uses only with
+AVX-512), both in the precision ``auto`` picks.
+
 From the per-width times it also predicts the full preset's sweep (378 runs,
 2 workers, each run its steps plus one evaluation, no batching):
 ``bench/sweep_speed.py --grids full`` measures the "now" side, which checks
@@ -47,6 +51,19 @@ def torch_ops():
     """The model on torch's own ops, as before the kernels."""
     saved = kernels._library
     kernels._library = lambda: None
+    try:
+        yield
+    finally:
+        kernels._library = saved
+
+
+@contextlib.contextmanager
+def this_build():
+    """The model on this machine's kernel build, portable or not."""
+    saved, built = kernels._library, kernels.build()
+    if built is None:
+        raise SystemExit("no C compiler: there is no kernel build to compare")
+    kernels._library = lambda: built
     try:
         yield
     finally:
@@ -97,12 +114,17 @@ def main() -> None:
     parser.add_argument("--widths", default=",".join(map(str, width_ladder())))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--kernels-vs-torch", action="store_true",
+                        help="torch's ops vs this machine's kernel build, both in the auto precision")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cnn_step_speed.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     data = mnist.MnistTensors.load()
     now = resolve_precision("auto")
     variants = {"before": (torch_ops, "bf16"), "after": (contextlib.nullcontext, now)}
+    if args.kernels_vs_torch:
+        variants = {"before": (torch_ops, now), "after": (this_build, now)}
+        print(f"before: torch's ops; now: this machine's kernel build ({kernels.build().vector_lanes()} lanes)")
     print(f"{cpu_name()}, load average {load_average():.2f}; now: {now}, "
           f"{'kernels' if kernels._library() is not None else 'torch ops'}", flush=True)
     rows = []
@@ -136,7 +158,7 @@ def main() -> None:
           f"{total['before_step'] / total['after_step']:.2f}x | {total['before_eval']:.2f} | "
           f"{total['after_eval']:.2f} | {total['before_eval'] / total['after_eval']:.2f}x |")
     predicted = None
-    if set(PRESETS["full"].widths) <= {r["width"] for r in rows}:
+    if not args.kernels_vs_torch and set(PRESETS["full"].widths) <= {r["width"] for r in rows}:
         predicted = {name: full_preset_s(rows, name) for name in variants}
         print(f"\nfull preset, predicted for 2 workers: before {predicted['before']:.0f} s, "
               f"now {predicted['after']:.0f} s ({predicted['before'] / predicted['after']:.2f}x)")

@@ -19,8 +19,8 @@ are printed.
 
     python bench/sweep_speed.py                      # the 63-run exercise grid and the wide grid
     python bench/sweep_speed.py --grids wide         # only the wide grid (widths 8-32, 12 runs)
-    python bench/sweep_speed.py --grids full --rows engine   # the full preset's 378 runs, engine rows only
-    python bench/sweep_speed.py --grids full --rows default  # only the default engine (precision auto)
+    python bench/sweep_speed.py --grids full --rows before,fp32,bf16   # the full preset's 378 runs, engine rows
+    python bench/sweep_speed.py --grids wide --rows before,default     # then and now only
 
 Prints a table and writes bench/results/sweep_speed.json.
 """
@@ -45,6 +45,7 @@ from scalinglab.store import RunStore
 from scalinglab.sweep.engine import run_sweep
 from scalinglab.sweep.peak import Peak, load_average, measure_peak
 
+ROWS = ("textbook", "before", "fp32", "bf16")
 GRIDS = {
     "63": MnistGrid(widths=width_ladder(), fractions=halvings(7)),  # the exercise's one-seed grid
     "wide": MnistGrid(widths=[8, 16, 32], fractions=[1, 1 / 2, 1 / 4, 1 / 8]),
@@ -85,11 +86,15 @@ def best_peak(rounds: int) -> Peak:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--grids", default="63,wide", help="comma list of 63, wide, full")
-    p.add_argument("--rows", default="all", choices=["all", "engine", "default"],
-                   help="engine: skip the textbook loop; default: only the engine as it runs by default here")
+    p.add_argument("--rows", default=",".join(ROWS),
+                   help=f"comma list of {', '.join(ROWS)}, or default (the engine as it runs by default here)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "sweep_speed.json"))
     args = p.parse_args(argv)
+    default = resolve_precision("auto")  # the engine's default precision here: bf16 only where it is native
+    wanted = {default if r == "default" else r for r in args.rows.split(",")}
+    if not wanted <= set(ROWS):
+        p.error(f"--rows: unknown row(s) {', '.join(sorted(wanted - set(ROWS)))}; choose from {', '.join(ROWS)}, default")
 
     print(f"{cpu_name()}, {os.cpu_count()} CPUs; load average {load_average():.2f}", flush=True)
     peaks = [best_peak(3)]
@@ -103,18 +108,18 @@ def main(argv=None) -> int:
         flops = sum(train_flops_per_example(c.width) * c.n_examples for c in configs)
         print(f"\ngrid {name}: {len(configs)} runs, {flops / 1e12:.2f} TFLOP of training", flush=True)
         rows = []
-        if args.rows == "all":
+        if "textbook" in wanted:
             start = time.perf_counter()
             ref = {(c.width, c.fraction, c.seed, c.dropout): textbook_run(c, data)[0] for c in configs}
             rows.append(("textbook loop (fp32, 1 process)", time.perf_counter() - start, ref, load_average()))
             print(f"  textbook: {rows[-1][1]:.1f} s", flush=True)
-        default = resolve_precision("auto")  # bf16 only where the CPU has it natively
-        for label, prec, before in [("engine before issue 17 (bf16)", "bf16", True),
-                                    ("engine (fp32)", "fp32", False), ("engine (bf16)", "bf16", False)]:
+        for row, label, prec, before in [("before", "engine before issue 17 (bf16)", "bf16", True),
+                                         ("fp32", "engine (fp32)", "fp32", False),
+                                         ("bf16", "engine (bf16)", "bf16", False)]:
+            if row not in wanted:
+                continue
             if not before and prec == default:
                 label += ", the default"
-            elif args.rows == "default":
-                continue
             wall, losses = engine(grid, prec, args.workers, before)
             rows.append((f"{label}, {args.workers} workers", wall, losses, load_average()))
             print(f"  {label}: {wall:.1f} s", flush=True)

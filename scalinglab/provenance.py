@@ -67,14 +67,14 @@ def native_bf16() -> bool:
     """True where the CPU has bf16 dot products in hardware (AVX512-BF16 or AMX).
 
     Only there does bf16 autocast pay off; elsewhere oneDNN emulates bf16, and on
-    an AVX2-only EPYC a bf16 step of the MNIST CNN took 8x as long as an fp32 one
-    (docs/benchmarks.md).
+    an AVX2-only EPYC a bf16 step of the MNIST CNN took about 10x as long as an
+    fp32 one (docs/benchmarks.md).
     """
     return any(flag in cpu_flags() for flag in NATIVE_BF16_FLAGS)
 
 
 def default_precision(device: str = "cpu") -> str:
-    """"bf16" where the device computes it natively, else "fp32": what ``precision="auto"`` means."""
+    """What ``precision="auto"`` means: bf16 where the device computes it natively, else fp32."""
     if str(device).startswith("cuda"):
         import torch
 

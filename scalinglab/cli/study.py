@@ -131,9 +131,12 @@ def cmd_studies(args) -> int:
 
 
 def cmd_peak(args) -> int:
+    from scalinglab.provenance import default_precision, native_bf16
     from scalinglab.sweep.peak import machine_peak
 
     peak = machine_peak(refresh=args.refresh)
     print(f"peak conv throughput on {peak.threads} threads: fp32 {peak.fp32_gflops:.0f} GFLOP/s, "
           f"bf16 {peak.bf16_gflops:.0f} GFLOP/s")
+    print(f"precision auto trains in {default_precision()} here "
+          f"({'native' if native_bf16() else 'no native'} bf16 dot products)")
     return 0

@@ -16,12 +16,12 @@
 cache (one shared object per source, flags, compiler and CPU), which takes
 about a second; with AVX-512 it runs 16 channels at a time with masked loads
 (any channel count). Only that build is used: on an AVX2-only CPU the portable
-loops were measured slower than torch's ops at every width
-(``bench/cnn_step_speed.py``, ``docs/benchmarks.md``), so there, where no
-compiler works, or where ``SCALINGLAB_NO_C_KERNELS`` is set, both layers run on
-torch's ops. The portable build stays the tests' second check of the same code.
-``tests/test_kernels.py`` compares both builds with torch;
-``bench/cnn_step_speed.py`` times the step both ways.
+loops made the fp32 step slower than torch's ops
+(``bench/cnn_step_speed.py --kernels-vs-torch``, ``docs/benchmarks.md``), so
+there, where no compiler works, or where ``SCALINGLAB_NO_C_KERNELS`` is set,
+both layers run on torch's ops. The portable build stays the tests' second
+check of the same code.
+``tests/test_kernels.py`` compares both builds with torch.
 """
 
 from __future__ import annotations
