@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from scalinglab.errors import ConfigError
-from scalinglab.provenance import default_precision
 from scalinglab.families.lm.model import SIZES, flops_per_token, param_counts, size_config
+from scalinglab.provenance import default_precision
 
 FAMILY = "lm"
 CHINCHILLA_TOKENS_PER_PARAM = 20.0  # Hoffmann et al. 2022: ~20 tokens per parameter at the optimum
