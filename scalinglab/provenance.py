@@ -37,15 +37,20 @@ def library_versions() -> dict[str, str]:
             "processor": cpu_name()}
 
 
-def cpu_name() -> str:
-    """The CPU model as /proc/cpuinfo names it (``platform.processor()`` elsewhere)."""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first /proc/cpuinfo line that starts with one of ``keys`` (None without the file)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(keys):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_name() -> str:
+    """The CPU model as /proc/cpuinfo names it (``platform.processor()`` elsewhere)."""
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of hardware bf16 dot products
@@ -53,13 +58,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of hardwa
 
 def cpu_flags() -> set[str]:
     """The CPU's feature flags as /proc/cpuinfo lists them (empty where there is no such file)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 @functools.lru_cache(maxsize=None)
@@ -85,4 +84,3 @@ def default_precision(device: str = "cpu") -> str:
 def resolve_precision(precision: str, device: str = "cpu") -> str:
     """``precision`` itself, or for "auto" this machine's :func:`default_precision`."""
     return default_precision(device) if precision == "auto" else precision
-
