@@ -47,23 +47,10 @@ from scalinglab.families.mnist.model import MnistCNN, width_ladder
 
 
 @contextlib.contextmanager
-def torch_ops():
-    """The model on torch's own ops, as before the kernels."""
+def kernel_library(lib):
+    """The model on the kernel build ``lib`` (None: torch's own ops), whichever this machine would use."""
     saved = kernels._library
-    kernels._library = lambda: None
-    try:
-        yield
-    finally:
-        kernels._library = saved
-
-
-@contextlib.contextmanager
-def this_build():
-    """The model on this machine's kernel build, portable or not."""
-    saved, built = kernels._library, kernels.build()
-    if built is None:
-        raise SystemExit("no C compiler: there is no kernel build to compare")
-    kernels._library = lambda: built
+    kernels._library = lambda: lib
     try:
         yield
     finally:
@@ -121,10 +108,13 @@ def main() -> None:
     torch.set_num_threads(1)
     data = mnist.MnistTensors.load()
     now = resolve_precision("auto")
-    variants = {"before": (torch_ops, "bf16"), "after": (contextlib.nullcontext, now)}
+    variants = {"before": (lambda: kernel_library(None), "bf16"), "after": (contextlib.nullcontext, now)}
     if args.kernels_vs_torch:
-        variants = {"before": (torch_ops, now), "after": (this_build, now)}
-        print(f"before: torch's ops; now: this machine's kernel build ({kernels.build().vector_lanes()} lanes)")
+        built = kernels.build()
+        if built is None:
+            raise SystemExit("no C compiler: there is no kernel build to compare")
+        variants = {"before": (lambda: kernel_library(None), now), "after": (lambda: kernel_library(built), now)}
+        print(f"before: torch's ops; now: this machine's kernel build ({built.vector_lanes()} lanes)")
     print(f"{cpu_name()}, load average {load_average():.2f}; now: {now}, "
           f"{'kernels' if kernels._library() is not None else 'torch ops'}", flush=True)
     rows = []
